@@ -1,0 +1,28 @@
+"""Inbox CRM: a Google Workspace add-on backend that puts a CRM in the Gmail sidebar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask application; nothing is global at import time."""
+    from addon import cli, db
+    from addon.config import load_settings
+    from addon.web import actions, health, triggers
+
+    app = Flask(__name__, instance_relative_config=True)
+    settings = load_settings(config)
+    app.config.update(settings)
+    app.config["SECRET_KEY"] = settings["SECRET_KEY"] or None
+    # Tests hand over a session factory bound to their rolled-back transaction.
+    if config and "SESSIONMAKER" in config:
+        app.extensions["addon.sessionmaker"] = config["SESSIONMAKER"]
+    db.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(triggers.bp)
+    app.register_blueprint(actions.bp)
+    cli.register(app)
+    return app

@@ -1,0 +1,1 @@
+"""Verifying Google-signed requests, resolving the member and workspace, and roles."""

@@ -1,0 +1,1 @@
+"""Pure functions from domain objects to google.apps.card.v1 JSON, and response wrappers."""

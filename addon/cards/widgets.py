@@ -1,0 +1,157 @@
+"""Small builders for card JSON; user text is escaped because cards render basic HTML."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+Widget = dict[str, Any]
+MAX_WIDGETS = 100
+ERROR_COLOR = "#d93025"
+
+
+def esc(text: object) -> str:
+    """Escape user text for widgets that interpret formatting tags."""
+    return html.escape(str(text), quote=False)
+
+
+@dataclass(frozen=True)
+class Actions:
+    """Builds callback actions whose URLs all come from the configured base URL."""
+
+    base_url: str
+
+    def action(self, name: str, /, **params: object) -> dict[str, Any]:
+        """An action calling /actions/<name> with string parameters."""
+        result: dict[str, Any] = {"function": f"{self.base_url}/actions/{name}"}
+        parameters = [{"key": k, "value": str(v)} for k, v in params.items() if v is not None]
+        if parameters:
+            result["parameters"] = parameters
+        return result
+
+    def on_click(self, name: str, /, **params: object) -> dict[str, Any]:
+        """An onClick running the named action."""
+        return {"action": self.action(name, **params)}
+
+
+def button(
+    text: str, on_click: dict[str, Any], *, filled: bool = False, disabled: bool = False
+) -> Widget:
+    """A text button."""
+    result: Widget = {"text": text, "onClick": on_click}
+    if filled:
+        result["type"] = "FILLED"
+    if disabled:
+        result["disabled"] = True
+    return result
+
+
+def button_list(*buttons: Widget) -> Widget:
+    """A row of buttons."""
+    return {"buttonList": {"buttons": list(buttons)}}
+
+
+def decorated(
+    text: str,
+    *,
+    top: str | None = None,
+    bottom: str | None = None,
+    icon: str | None = None,
+    on_click: dict[str, Any] | None = None,
+    side_button: Widget | None = None,
+) -> Widget:
+    """A decoratedText line; text arguments must already be escaped."""
+    body: dict[str, Any] = {"text": text or "—", "wrapText": True}
+    if top:
+        body["topLabel"] = top
+    if bottom:
+        body["bottomLabel"] = bottom
+    if icon:
+        body["startIcon"] = {"knownIcon": icon}
+    if on_click:
+        body["onClick"] = on_click
+    if side_button:
+        body["button"] = side_button
+    return {"decoratedText": body}
+
+
+def paragraph(text: str) -> Widget:
+    """A textParagraph; text must already be escaped."""
+    return {"textParagraph": {"text": text}}
+
+
+def error_line(message: str) -> Widget:
+    """A red message under a form field."""
+    return paragraph(f'<font color="{ERROR_COLOR}">{esc(message)}</font>')
+
+
+def text_input(
+    name: str, label: str, value: str = "", *, hint: str | None = None, multiline: bool = False
+) -> Widget:
+    """A text input."""
+    body: dict[str, Any] = {"name": name, "label": label}
+    if value:
+        body["value"] = value
+    if hint:
+        body["hintText"] = hint
+    if multiline:
+        body["type"] = "MULTIPLE_LINE"
+    return {"textInput": body}
+
+
+def dropdown(name: str, label: str, choices: list[tuple[str, str]], selected: str | None) -> Widget:
+    """A dropdown with an empty first choice; choices are (value, text) pairs."""
+    items = [{"text": "—", "value": "", "selected": not selected}]
+    items += [
+        {"text": text, "value": value, "selected": value == selected} for value, text in choices
+    ]
+    return {
+        "selectionInput": {"name": name, "label": label, "type": "DROPDOWN", "items": items[:100]}
+    }
+
+
+def date_picker(name: str, label: str, value_ms: int | None) -> Widget:
+    """A date-only picker."""
+    body: dict[str, Any] = {"name": name, "label": label, "type": "DATE_ONLY"}
+    if value_ms is not None:
+        body["valueMsEpoch"] = str(value_ms)
+    return {"dateTimePicker": body}
+
+
+def divider() -> Widget:
+    """A horizontal rule."""
+    return {"divider": {}}
+
+
+def section(
+    widgets: list[Widget], header: str | None = None, *, collapsible: bool = False, visible: int = 3
+) -> dict[str, Any]:
+    """A card section; collapsible ones show `visible` widgets until expanded."""
+    result: dict[str, Any] = {"widgets": widgets}
+    if header:
+        result["header"] = header
+    if collapsible and len(widgets) > visible:
+        result["collapsible"] = True
+        result["uncollapsibleWidgetsCount"] = visible
+    return result
+
+
+def card(
+    title: str,
+    sections: list[dict[str, Any]],
+    *,
+    subtitle: str | None = None,
+    name: str | None = None,
+    footer: Widget | None = None,
+) -> dict[str, Any]:
+    """A card; sections without widgets are dropped, since Google rejects them."""
+    header: dict[str, Any] = {"title": title[:200] or "Inbox CRM"}
+    if subtitle:
+        header["subtitle"] = subtitle[:200]
+    result: dict[str, Any] = {"header": header, "sections": [s for s in sections if s["widgets"]]}
+    if name:
+        result["name"] = name
+    if footer:
+        result["fixedFooter"] = {"primaryButton": footer}
+    return result

@@ -1,0 +1,227 @@
+"""Typed SQLAlchemy models of the CRM domain; every row belongs to a workspace."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from addon.db import Base
+
+JSONValue = JSON().with_variant(JSONB(), "postgresql")
+
+ROLES = ("admin", "manager", "rep", "viewer")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class Workspace(Base):
+    """A tenant: a Google Workspace domain, or one consumer account."""
+
+    __tablename__ = "workspaces"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The `hd` claim for Workspace users, the user's own address for consumer accounts.
+    domain: Mapped[str] = mapped_column(String(255), unique=True)
+    is_consumer: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Member(Base):
+    """A user of a workspace, with a role."""
+
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("workspace_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20), default="rep")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    workspace: Mapped[Workspace] = relationship(lazy="joined")
+
+
+class Folder(Base):
+    """A kind of record in a workspace: Contacts, Companies, Deals, or a custom one."""
+
+    __tablename__ = "folders"
+    __table_args__ = (UniqueConstraint("workspace_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), index=True)
+    key: Mapped[str] = mapped_column(String(50))
+    name: Mapped[str] = mapped_column(String(100))
+    singular: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FieldDef(Base):
+    """The definition of one field of a folder; field definitions are data, not columns."""
+
+    __tablename__ = "field_defs"
+    __table_args__ = (UniqueConstraint("folder_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), index=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id"), index=True)
+    key: Mapped[str] = mapped_column(String(50))
+    label: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(30))
+    # Type-specific options: dropdown choices, the folder a link points to, many or one.
+    options: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Record(Base):
+    """One contact, company, deal or custom record."""
+
+    __tablename__ = "records"
+    __table_args__ = (
+        Index("ix_records_workspace_folder_created", "workspace_id", "folder_id", "created_at"),
+        Index("ix_records_workspace_search", "workspace_id", "search_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id"))
+    # Denormalised display name, kept in step with the name fields, for lists and search.
+    title: Mapped[str] = mapped_column(String(300), default="")
+    # Lowercased title for case-insensitive prefix search on both databases.
+    search_key: Mapped[str] = mapped_column(String(300), default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    folder: Mapped[Folder] = relationship(lazy="joined")
+
+
+class FieldValue(Base):
+    """The value of one field of one record, stored as JSON of the field type's shape."""
+
+    __tablename__ = "field_values"
+    __table_args__ = (UniqueConstraint("record_id", "field_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    field_id: Mapped[int] = mapped_column(ForeignKey("field_defs.id"), index=True)
+    value: Mapped[Any] = mapped_column(JSONValue)
+
+
+class RecordEmail(Base):
+    """Index of canonical email addresses of records, for matching senders to contacts."""
+
+    __tablename__ = "record_emails"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "email", "record_id"),
+        Index("ix_record_emails_record", "record_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+
+
+class RecordDomain(Base):
+    """Index of registrable domains of company records."""
+
+    __tablename__ = "record_domains"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "domain", "record_id"),
+        Index("ix_record_domains_record", "record_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    domain: Mapped[str] = mapped_column(String(255))
+
+
+class RecordRelation(Base):
+    """A link-type field value: this record points at another (contact -> company ...)."""
+
+    __tablename__ = "record_relations"
+    __table_args__ = (
+        UniqueConstraint("field_id", "from_record_id", "to_record_id"),
+        Index("ix_record_relations_to", "to_record_id"),
+        Index("ix_record_relations_from", "from_record_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    field_id: Mapped[int] = mapped_column(ForeignKey("field_defs.id"))
+    from_record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    to_record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+
+
+class ThreadLink(Base):
+    """A Gmail thread linked to a record."""
+
+    __tablename__ = "thread_links"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "thread_id", "record_id"),
+        Index("ix_thread_links_record", "record_id", "linked_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    thread_id: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    # Why the link exists: "manual" now; automatic reasons arrive with the ledger.
+    reason: Mapped[str] = mapped_column(String(30), default="manual")
+    linked_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Note(Base):
+    """A note written on a record."""
+
+    __tablename__ = "notes"
+    __table_args__ = (Index("ix_notes_record", "record_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RecentView(Base):
+    """When a member last opened a record, for the homepage's recently viewed list."""
+
+    __tablename__ = "recent_views"
+    __table_args__ = (
+        UniqueConstraint("member_id", "record_id"),
+        Index("ix_recent_views_member_time", "member_id", "viewed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    viewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

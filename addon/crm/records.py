@@ -1,0 +1,567 @@
+"""Creating, updating, reading and finding records; services flush, never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from addon.crm.defaults import CLOSED_DEAL_STAGES
+from addon.crm.fields import FieldError, field_type
+from addon.crm.models import (
+    FieldDef,
+    FieldValue,
+    Folder,
+    Member,
+    Note,
+    RecentView,
+    Record,
+    RecordDomain,
+    RecordEmail,
+    RecordRelation,
+    ThreadLink,
+    utcnow,
+)
+from addon.crm.workspaces import folder_fields
+from addon.gmail.addresses import canonical_email, registrable_domain
+
+FormData = Mapping[str, list[str]]
+
+
+class RecordNotFound(LookupError):
+    """The record does not exist in the caller's workspace."""
+
+
+class ValidationError(ValueError):
+    """Input that breaks field rules; `errors` maps field keys to messages."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass
+class RecordDetail:
+    """Everything a record card shows, loaded in a fixed number of statements."""
+
+    record: Record
+    fields: list[FieldDef]
+    values: dict[str, Any]
+    links: dict[str, list[Record]]
+    related: dict[str, list[Record]] = field(default_factory=dict)
+    threads: list[ThreadLink] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    members: dict[int, Member] = field(default_factory=dict)
+
+
+def get_record(session: Session, workspace_id: int, record_id: int | str) -> Record:
+    """The record with this id in this workspace, or RecordNotFound."""
+    try:
+        rid = int(record_id)
+    except (TypeError, ValueError):
+        raise RecordNotFound(record_id) from None
+    record = session.get(Record, rid)
+    if record is None or record.workspace_id != workspace_id:
+        # Another workspace's record is reported exactly like a missing one.
+        raise RecordNotFound(record_id)
+    return record
+
+
+def normalise_domain(text: str) -> str | None:
+    """A bare lowercase host from a domain, URL or email-ish text."""
+    host = text.strip().lower()
+    host = host.split("://", 1)[-1].split("/", 1)[0].split("@")[-1].split(":")[0]
+    host = host.removeprefix("www.")
+    if not host or "." not in host:
+        return None
+    email = canonical_email(f"x@{host}")
+    return email.split("@", 1)[1] if email else None
+
+
+def _title_for(folder_key: str, values: Mapping[str, Any]) -> str:
+    if folder_key == "contacts":
+        name = " ".join(v for v in (values.get("first_name"), values.get("last_name")) if v)
+        return name or (values.get("emails") or [""])[0]
+    return str(values.get("name") or "")
+
+
+def _resolve_links(
+    session: Session, workspace_id: int, fdef: FieldDef, raw: list[str], errors: dict[str, str]
+) -> list[int | str]:
+    """Ids of existing target records ("#12") or titles to find or create later."""
+    target_key = str(fdef.options.get("folder"))
+    target = session.execute(
+        select(Folder).where(Folder.workspace_id == workspace_id, Folder.key == target_key)
+    ).scalar_one()
+    resolved: list[int | str] = []
+    for item in raw:
+        if item.startswith("#"):
+            try:
+                record = get_record(session, workspace_id, item[1:])
+            except RecordNotFound:
+                errors[fdef.key] = f"record {item} was not found"
+                continue
+            if record.folder_id != target.id:
+                errors[fdef.key] = f"record {item} is not in {target.name}"
+                continue
+            resolved.append(record.id)
+        else:
+            existing = session.execute(
+                select(Record.id)
+                .where(
+                    Record.workspace_id == workspace_id,
+                    Record.folder_id == target.id,
+                    Record.search_key == item.lower(),
+                )
+                .limit(1)
+            ).scalar_one_or_none()
+            resolved.append(existing if existing is not None else item)
+    if not fdef.options.get("many") and len(resolved) > 1:
+        errors[fdef.key] = "takes one record only"
+    return resolved
+
+
+def _resolve_user(
+    session: Session, workspace_id: int, raw: list[str], errors: dict[str, str], key: str
+) -> int | None:
+    text = raw[0]
+    query = select(Member.id).where(Member.workspace_id == workspace_id)
+    if text.startswith("#") and text[1:].isdigit():
+        query = query.where(Member.id == int(text[1:]))
+    else:
+        query = query.where(Member.email == (canonical_email(text) or text))
+    member_id = session.execute(query).scalar_one_or_none()
+    if member_id is None:
+        errors[key] = f"“{text}” is not a member of this workspace"
+    return member_id
+
+
+def save_record(
+    session: Session,
+    member: Member,
+    folder: Folder,
+    form: FormData,
+    record: Record | None = None,
+    *,
+    company_domain: str | None = None,
+) -> Record:
+    """Validate the form against the folder's fields and create or update the record.
+
+    Only fields present in `form` are changed on update. Nothing is written when any
+    field is invalid: ValidationError lists every problem at once.
+    """
+    workspace_id = member.workspace_id
+    if folder.workspace_id != workspace_id:
+        raise RecordNotFound(folder.id)
+    fields = folder_fields(session, folder.id)
+    errors: dict[str, str] = {}
+    parsed: dict[str, Any] = {}
+    for fdef in fields:
+        if record is not None and fdef.key not in form:
+            continue
+        raw = [str(v) for v in form.get(fdef.key, [])]
+        try:
+            value = field_type(fdef.type).parse(raw, fdef.options)
+        except FieldError as exc:
+            errors[fdef.key] = str(exc)
+            continue
+        if value is not None and fdef.type == "link":
+            value = _resolve_links(session, workspace_id, fdef, value, errors)
+        elif value is not None and fdef.type == "user":
+            value = _resolve_user(session, workspace_id, value, errors, fdef.key)
+        elif value is not None and fdef.key == "domain":
+            domain = normalise_domain(value)
+            if domain is None:
+                errors[fdef.key] = f"“{value}” is not a domain"
+                continue
+            value = domain
+        parsed[fdef.key] = value
+
+    current = load_values(session, record, fields) if record is not None else {}
+    merged = {**current, **parsed}
+    for fdef in fields:
+        if fdef.required and not merged.get(fdef.key) and fdef.key not in errors:
+            errors[fdef.key] = "is required"
+    if folder.key == "contacts" and not errors and not _title_for("contacts", merged):
+        errors["first_name"] = "enter a name or an email address"
+    if errors:
+        raise ValidationError(errors)
+
+    if record is None:
+        record = Record(workspace_id=workspace_id, folder_id=folder.id, created_by_id=member.id)
+        session.add(record)
+        session.flush()
+    by_key = {f.key: f for f in fields}
+    for key, value in parsed.items():
+        fdef = by_key[key]
+        if fdef.type == "link":
+            _write_links(session, member, record, fdef, value or [], company_domain)
+            continue
+        _write_value(session, record, fdef, value)
+    record.title = _title_for(folder.key, merged)[:300]
+    record.search_key = record.title.lower()
+    record.updated_at = utcnow()
+    if "emails" in parsed:
+        _sync_index(session, RecordEmail, record, "email", parsed["emails"] or [])
+    if "domain" in parsed:
+        domains = [d for d in [registrable_domain(parsed["domain"] or "")] if d]
+        _sync_index(session, RecordDomain, record, "domain", domains)
+    session.flush()
+    return record
+
+
+def _write_value(session: Session, record: Record, fdef: FieldDef, value: Any) -> None:
+    existing = session.execute(
+        select(FieldValue).where(FieldValue.record_id == record.id, FieldValue.field_id == fdef.id)
+    ).scalar_one_or_none()
+    if value is None:
+        if existing is not None:
+            session.delete(existing)
+    elif existing is None:
+        session.add(
+            FieldValue(
+                workspace_id=record.workspace_id, record_id=record.id, field_id=fdef.id, value=value
+            )
+        )
+    else:
+        existing.value = value
+
+
+def _write_links(
+    session: Session,
+    member: Member,
+    record: Record,
+    fdef: FieldDef,
+    targets: list[int | str],
+    company_domain: str | None,
+) -> None:
+    ids: list[int] = []
+    for target in targets:
+        if isinstance(target, int):
+            ids.append(target)
+            continue
+        # A name that matches nothing creates the linked record, as a rep typing a
+        # new company name for a new contact expects.
+        folder = session.execute(
+            select(Folder).where(
+                Folder.workspace_id == record.workspace_id,
+                Folder.key == str(fdef.options.get("folder")),
+            )
+        ).scalar_one()
+        form: dict[str, list[str]] = {"name": [target]}
+        if folder.key == "companies" and company_domain:
+            form["domain"] = [company_domain]
+        ids.append(save_record(session, member, folder, form).id)
+    session.execute(
+        delete(RecordRelation).where(
+            RecordRelation.from_record_id == record.id, RecordRelation.field_id == fdef.id
+        )
+    )
+    for target_id in dict.fromkeys(ids):
+        session.add(
+            RecordRelation(
+                workspace_id=record.workspace_id,
+                field_id=fdef.id,
+                from_record_id=record.id,
+                to_record_id=target_id,
+            )
+        )
+
+
+def _sync_index(
+    session: Session,
+    model: type[RecordEmail] | type[RecordDomain],
+    record: Record,
+    column: str,
+    values: Iterable[str],
+) -> None:
+    session.execute(delete(model).where(model.record_id == record.id))
+    for value in dict.fromkeys(values):
+        session.add(model(workspace_id=record.workspace_id, record_id=record.id, **{column: value}))
+
+
+def load_values(session: Session, record: Record | None, fields: list[FieldDef]) -> dict[str, Any]:
+    """Stored values of a record keyed by field key (link fields excluded)."""
+    if record is None:
+        return {}
+    by_id = {f.id: f.key for f in fields}
+    rows = session.execute(
+        select(FieldValue.field_id, FieldValue.value).where(FieldValue.record_id == record.id)
+    )
+    return {by_id[fid]: value for fid, value in rows if fid in by_id}
+
+
+def load_detail(session: Session, record: Record) -> RecordDetail:
+    """All a record card needs: values, links both ways, threads, notes, members."""
+    fields = folder_fields(session, record.folder_id)
+    values = load_values(session, record, fields)
+    by_id = {f.id: f for f in fields}
+    links: dict[str, list[Record]] = {f.key: [] for f in fields if f.type == "link"}
+    outgoing = session.execute(
+        select(RecordRelation.field_id, Record)
+        .join(Record, Record.id == RecordRelation.to_record_id)
+        .where(RecordRelation.from_record_id == record.id)
+        .order_by(Record.title)
+    )
+    for field_id, target in outgoing:
+        if field_id in by_id:
+            links[by_id[field_id].key].append(target)
+    related: dict[str, list[Record]] = {}
+    incoming = session.execute(
+        select(Record)
+        .join(RecordRelation, Record.id == RecordRelation.from_record_id)
+        .where(RecordRelation.to_record_id == record.id)
+        .order_by(Record.created_at.desc())
+        .limit(50)
+    ).scalars()
+    for source in incoming:
+        related.setdefault(source.folder.key, []).append(source)
+    threads = list(
+        session.execute(
+            select(ThreadLink)
+            .where(ThreadLink.record_id == record.id)
+            .order_by(ThreadLink.linked_at.desc())
+            .limit(20)
+        ).scalars()
+    )
+    notes = list(
+        session.execute(
+            select(Note)
+            .where(Note.record_id == record.id)
+            .order_by(Note.created_at.desc())
+            .limit(20)
+        ).scalars()
+    )
+    user_ids = {int(values[f.key]) for f in fields if f.type == "user" and values.get(f.key)}
+    members = (
+        {m.id: m for m in session.execute(select(Member).where(Member.id.in_(user_ids))).scalars()}
+        if user_ids
+        else {}
+    )
+    return RecordDetail(record, fields, values, links, related, threads, notes, members)
+
+
+def find_contacts_by_email(
+    session: Session, workspace_id: int, emails: Iterable[str]
+) -> dict[str, Record]:
+    """Contacts whose emails include any of these addresses, by address (one statement)."""
+    wanted = list(dict.fromkeys(e for e in emails if e))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(RecordEmail.email, Record)
+        .join(Record, Record.id == RecordEmail.record_id)
+        .where(RecordEmail.workspace_id == workspace_id, RecordEmail.email.in_(wanted))
+        .order_by(Record.id)
+    )
+    found: dict[str, Record] = {}
+    for email, record in rows:
+        found.setdefault(email, record)
+    return found
+
+
+def find_company_by_domain(session: Session, workspace_id: int, domain: str) -> Record | None:
+    """The oldest company record with this registrable domain."""
+    return session.execute(
+        select(Record)
+        .join(RecordDomain, Record.id == RecordDomain.record_id)
+        .where(RecordDomain.workspace_id == workspace_id, RecordDomain.domain == domain)
+        .order_by(Record.id)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def open_deals_for(session: Session, record_ids: Iterable[int]) -> list[tuple[Record, Any, Any]]:
+    """Open deals linked to these contacts or companies, with stage and amount."""
+    ids = list(record_ids)
+    if not ids:
+        return []
+    deals = list(
+        session.execute(
+            select(Record)
+            .join(RecordRelation, Record.id == RecordRelation.from_record_id)
+            .where(RecordRelation.to_record_id.in_(ids))
+            .join(Folder, Folder.id == Record.folder_id)
+            .where(Folder.key == "deals")
+            .distinct()
+            .order_by(Record.id.desc())
+            .limit(20)
+        ).scalars()
+    )
+    if not deals:
+        return []
+    rows = session.execute(
+        select(FieldValue.record_id, FieldDef.key, FieldValue.value)
+        .join(FieldDef, FieldDef.id == FieldValue.field_id)
+        .where(
+            FieldValue.record_id.in_([d.id for d in deals]), FieldDef.key.in_(["stage", "amount"])
+        )
+    )
+    attrs: dict[int, dict[str, Any]] = {}
+    for record_id, key, value in rows:
+        attrs.setdefault(record_id, {})[key] = value
+    result = []
+    for deal in deals:
+        stage = attrs.get(deal.id, {}).get("stage")
+        if stage not in CLOSED_DEAL_STAGES:
+            result.append((deal, stage, attrs.get(deal.id, {}).get("amount")))
+    return result
+
+
+def search_records(
+    session: Session, workspace_id: int, query: str, limit: int = 20
+) -> list[Record]:
+    """Records whose name starts with the query, or with this email or domain."""
+    text = " ".join(query.split()).lower()
+    if not text:
+        return []
+    found: dict[int, Record] = {}
+    email = canonical_email(text) if "@" in text else None
+    if email:
+        found.update(
+            (r.id, r) for r in find_contacts_by_email(session, workspace_id, [email]).values()
+        )
+    domain = normalise_domain(text) if "." in text and " " not in text else None
+    if domain:
+        registrable = registrable_domain(domain) or domain
+        by_domain = session.execute(
+            select(Record)
+            .join(RecordDomain, Record.id == RecordDomain.record_id)
+            .where(RecordDomain.workspace_id == workspace_id, RecordDomain.domain == registrable)
+            .limit(limit)
+        ).scalars()
+        found.update((r.id, r) for r in by_domain)
+        by_email_domain = session.execute(
+            select(Record)
+            .join(RecordEmail, Record.id == RecordEmail.record_id)
+            .where(RecordEmail.workspace_id == workspace_id, RecordEmail.email.like(f"%@{domain}"))
+            .limit(limit)
+        ).scalars()
+        found.update((r.id, r) for r in by_email_domain)
+    # A range on the lowercased title uses the (workspace, search_key) index on both databases.
+    by_name = session.execute(
+        select(Record)
+        .where(
+            Record.workspace_id == workspace_id,
+            Record.search_key >= text,
+            Record.search_key < text + "\uffff",
+        )
+        .order_by(Record.search_key)
+        .limit(limit)
+    ).scalars()
+    found.update((r.id, r) for r in by_name)
+    return list(found.values())[:limit]
+
+
+def recent_records(session: Session, member: Member, limit: int = 5) -> list[Record]:
+    """Records this member opened most recently."""
+    return list(
+        session.execute(
+            select(Record)
+            .join(RecentView, RecentView.record_id == Record.id)
+            .where(RecentView.member_id == member.id)
+            .order_by(RecentView.viewed_at.desc())
+            .limit(limit)
+        ).scalars()
+    )
+
+
+def recently_created(session: Session, workspace_id: int, limit: int = 5) -> list[Record]:
+    """The workspace's newest records."""
+    return list(
+        session.execute(
+            select(Record)
+            .where(Record.workspace_id == workspace_id)
+            .order_by(Record.created_at.desc(), Record.id.desc())
+            .limit(limit)
+        ).scalars()
+    )
+
+
+def mark_viewed(session: Session, member: Member, record: Record) -> None:
+    """Remember that the member opened the record."""
+    view = session.execute(
+        select(RecentView).where(
+            RecentView.member_id == member.id, RecentView.record_id == record.id
+        )
+    ).scalar_one_or_none()
+    if view is None:
+        session.add(
+            RecentView(workspace_id=member.workspace_id, member_id=member.id, record_id=record.id)
+        )
+    else:
+        view.viewed_at = utcnow()
+    session.flush()
+
+
+def link_thread(
+    session: Session, member: Member, record: Record, thread_id: str, subject: str
+) -> bool:
+    """Link a Gmail thread to a record; False when it was already linked."""
+    if not thread_id or len(thread_id) > 64:
+        raise ValidationError({"thread": "no email thread is open"})
+    exists = session.execute(
+        select(func.count())
+        .select_from(ThreadLink)
+        .where(
+            ThreadLink.workspace_id == record.workspace_id,
+            ThreadLink.thread_id == thread_id,
+            ThreadLink.record_id == record.id,
+        )
+    ).scalar_one()
+    if exists:
+        return False
+    session.add(
+        ThreadLink(
+            workspace_id=record.workspace_id,
+            record_id=record.id,
+            thread_id=thread_id,
+            subject=subject[:500],
+            reason="manual",
+            linked_by_id=member.id,
+        )
+    )
+    session.flush()
+    return True
+
+
+def unlink_thread(session: Session, record: Record, thread_id: str) -> bool:
+    """Remove a thread link; False when there was none."""
+    result = session.execute(
+        delete(ThreadLink).where(
+            ThreadLink.workspace_id == record.workspace_id,
+            ThreadLink.record_id == record.id,
+            ThreadLink.thread_id == thread_id,
+        )
+    )
+    session.flush()
+    return bool(getattr(result, "rowcount", 0))
+
+
+def linked_record_ids(session: Session, workspace_id: int, thread_id: str) -> set[int]:
+    """Ids of records the thread is linked to."""
+    return set(
+        session.execute(
+            select(ThreadLink.record_id).where(
+                ThreadLink.workspace_id == workspace_id, ThreadLink.thread_id == thread_id
+            )
+        ).scalars()
+    )
+
+
+def add_note(session: Session, member: Member, record: Record, body: str) -> Note:
+    """Add a note to a record; empty or oversized notes are refused."""
+    text = body.strip()
+    if not text:
+        raise ValidationError({"body": "write something first"})
+    if len(text) > 10000:
+        raise ValidationError({"body": "is longer than 10000 characters"})
+    note = Note(
+        workspace_id=record.workspace_id, record_id=record.id, author_id=member.id, body=text
+    )
+    session.add(note)
+    session.flush()
+    return note

@@ -1,0 +1,193 @@
+"""What the sidebar shows beside an open message: who is in it and what the CRM knows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from addon.crm.models import Member, Record
+from addon.crm.records import (
+    RecordDetail,
+    find_company_by_domain,
+    find_contacts_by_email,
+    linked_record_ids,
+    load_detail,
+    open_deals_for,
+)
+from addon.gmail.addresses import (
+    Address,
+    email_domain,
+    is_automated_sender,
+    is_free_mail,
+    is_mailing_list,
+    parse_address_list,
+    registrable_domain,
+    split_display_name,
+)
+
+
+@dataclass
+class Participant:
+    """One address on the message and what the CRM knows of it."""
+
+    address: Address
+    role: str  # "from", "to" or "cc"
+    contact: Record | None = None
+    automated: bool = False
+
+    @property
+    def suggestible(self) -> bool:
+        """Whether the sidebar may offer to add this person as a contact."""
+        return self.contact is None and not self.automated and bool(self.address.email)
+
+
+@dataclass
+class CompanySuggestion:
+    """The company for a new contact: an existing record or a name and domain to create."""
+
+    domain: str
+    existing: Record | None = None
+    suggested_name: str = ""
+
+
+@dataclass
+class MessageContext:
+    """Everything the contextual card needs, gathered in a fixed number of statements."""
+
+    thread_id: str
+    subject: str
+    user_is_sender: bool
+    focus: list[Participant]
+    others: list[Participant]
+    detail: RecordDetail | None = None
+    open_deals: list[tuple[Record, Any, Any]] = field(default_factory=list)
+    company: CompanySuggestion | None = None
+    linked_ids: set[int] = field(default_factory=set)
+    mailing_list: bool = False
+
+    @property
+    def primary(self) -> Participant | None:
+        """The person the card is about."""
+        return self.focus[0] if self.focus else None
+
+    def prefill(self) -> dict[str, Any]:
+        """Values for the Add contact form of the primary person."""
+        person = self.primary
+        if person is None:
+            return {}
+        first, last = split_display_name(person.address.name, person.address.email)
+        values: dict[str, Any] = {
+            "first_name": first,
+            "last_name": last,
+            "emails": [person.address.email],
+        }
+        if self.company is not None:
+            values["company"] = (
+                self.company.existing.title
+                if self.company.existing
+                else self.company.suggested_name
+            )
+        values["lead_source"] = "email"
+        return values
+
+
+def _company_name_from_domain(domain: str) -> str:
+    label = domain.split(".", 1)[0]
+    return " ".join(part.capitalize() for part in label.replace("_", "-").split("-") if part)
+
+
+def build_message_context(
+    session: Session,
+    member: Member,
+    *,
+    thread_id: str,
+    headers: Mapping[str, str],
+    free_mail_extra: frozenset[str] = frozenset(),
+) -> MessageContext:
+    """Match the message's participants to CRM records and choose whom the card is about."""
+    own_domain = member.workspace.domain if not member.workspace.is_consumer else ""
+    mailing_list = is_mailing_list(headers)
+    senders = parse_address_list(headers.get("from"))
+    participants: list[Participant] = []
+    seen: set[str] = set()
+    for role, header in (("from", "from"), ("to", "to"), ("cc", "cc")):
+        for address in senders if role == "from" else parse_address_list(headers.get(header)):
+            if not address.email or address.email in seen:
+                continue
+            seen.add(address.email)
+            automated = is_automated_sender(address.email) or (role == "from" and mailing_list)
+            participants.append(Participant(address, role, automated=automated))
+    contacts = find_contacts_by_email(
+        session, member.workspace_id, [p.address.email for p in participants]
+    )
+    for person in participants:
+        person.contact = contacts.get(person.address.email)
+
+    user_is_sender = bool(senders) and senders[0].email == member.email
+
+    # The card is about the people on the other side of the conversation; teammates and
+    # the user are listed but not focused on.
+    def external(person: Participant) -> bool:
+        return person.address.email != member.email and not (
+            own_domain and email_domain(person.address.email) == own_domain
+        )
+
+    if user_is_sender:
+        focus = [p for p in participants if p.role != "from" and external(p)]
+    else:
+        focus = [p for p in participants if p.role == "from"]
+    others = [p for p in participants if p not in focus and p.address.email != member.email]
+
+    context = MessageContext(
+        thread_id=thread_id,
+        subject=headers.get("subject", ""),
+        user_is_sender=user_is_sender,
+        focus=focus,
+        others=others,
+        mailing_list=mailing_list,
+        linked_ids=linked_record_ids(session, member.workspace_id, thread_id)
+        if thread_id
+        else set(),
+    )
+    primary = context.primary
+    if primary is None:
+        return context
+    if primary.contact is not None:
+        context.detail = load_detail(session, primary.contact)
+        company_ids = [r.id for r in context.detail.links.get("company", [])]
+        context.open_deals = open_deals_for(session, [primary.contact.id, *company_ids])
+    elif primary.suggestible:
+        domain = registrable_domain(email_domain(primary.address.email))
+        business = (
+            domain is not None
+            and not is_free_mail(primary.address.email, free_mail_extra)
+            and domain != registrable_domain(own_domain or "")
+        )
+        if business and domain:
+            existing = find_company_by_domain(session, member.workspace_id, domain)
+            context.company = CompanySuggestion(domain, existing, _company_name_from_domain(domain))
+    return context
+
+
+def contact_prefill(
+    session: Session, member: Member, email: str, name: str
+) -> tuple[dict[str, Any], str | None]:
+    """Add-contact form values for an address, and the company domain to create with it."""
+    headers = {"from": f'"{name}" <{email}>' if name else email}
+    context = build_message_context(session, member, thread_id="", headers=headers)
+    if context.primary is None and email:
+        # The user's own teammates are not focused on; still let the rep add them.
+        first, last = split_display_name(name, email)
+        return {
+            "first_name": first,
+            "last_name": last,
+            "emails": [email],
+            "lead_source": "email",
+        }, None
+    domain = (
+        context.company.domain if context.company and context.company.existing is None else None
+    )
+    return context.prefill(), domain

@@ -1,0 +1,1 @@
+"""Gmail message and header helpers."""

@@ -1,0 +1,121 @@
+"""Reading the open message through the real Gmail API client, behind a small interface."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httplib2
+from google.oauth2.credentials import Credentials
+from google_auth_httplib2 import AuthorizedHttp
+from googleapiclient.discovery import Resource, build
+from googleapiclient.errors import HttpError
+
+# The headers the sidebar needs; metadata format returns only these.
+METADATA_HEADERS = (
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Reply-To",
+    "List-Id",
+    "List-Unsubscribe",
+    "Precedence",
+)
+
+
+class GmailError(Exception):
+    """The Gmail API refused or failed; the message is safe to show."""
+
+
+@dataclass(frozen=True)
+class MessageMeta:
+    """The metadata of one Gmail message."""
+
+    id: str
+    thread_id: str
+    headers: dict[str, str] = field(default_factory=dict)
+    label_ids: tuple[str, ...] = ()
+
+    def header(self, name: str) -> str:
+        """A header's value by case-insensitive name, or ""."""
+        return self.headers.get(name.lower(), "")
+
+
+class Mailbox(Protocol):
+    """The Gmail operations the sidebar uses."""
+
+    def get_message_metadata(self, message_id: str) -> MessageMeta:
+        """Fetch one message's metadata."""
+        ...
+
+
+@functools.lru_cache(maxsize=8)
+def _service(api_url: str) -> Resource:
+    # Building the client parses the discovery document (tens of milliseconds), so the
+    # Resource is built once per API URL; each call supplies its own authorised http.
+    return build(
+        "gmail",
+        "v1",
+        http=httplib2.Http(),
+        static_discovery=True,
+        cache_discovery=False,
+        client_options={"api_endpoint": api_url},
+    )
+
+
+class GoogleMailbox:
+    """Gmail through google-api-python-client with the add-on's per-event tokens."""
+
+    def __init__(
+        self, api_url: str, oauth_token: str, access_token: str, timeout: int = 10
+    ) -> None:
+        self.api_url = api_url
+        self.oauth_token = oauth_token
+        self.access_token = access_token
+        self.timeout = timeout
+
+    def _http(self) -> AuthorizedHttp:
+        return AuthorizedHttp(
+            Credentials(token=self.oauth_token), http=httplib2.Http(timeout=self.timeout)
+        )
+
+    def _execute(self, request: Any) -> Any:
+        # The add-on's current-message scopes only work with this extra header.
+        request.headers["X-Goog-Gmail-Access-Token"] = self.access_token
+        try:
+            return request.execute(http=self._http(), num_retries=1)
+        except HttpError as exc:
+            status = getattr(exc.resp, "status", 0)
+            raise GmailError(f"Gmail answered {status}") from exc
+        except (OSError, httplib2.HttpLib2Error) as exc:
+            raise GmailError("Gmail could not be reached") from exc
+
+    def get_message_metadata(self, message_id: str) -> MessageMeta:
+        """Fetch one message with format=metadata and the headers the sidebar uses."""
+        request = (
+            _service(self.api_url)
+            .users()
+            .messages()
+            .get(
+                userId="me",
+                id=message_id,
+                format="metadata",
+                metadataHeaders=list(METADATA_HEADERS),
+            )
+        )
+        data = self._execute(request)
+        headers: dict[str, str] = {}
+        for header in data.get("payload", {}).get("headers", []):
+            name = str(header.get("name", "")).lower()
+            # The first occurrence wins, as mail readers show it.
+            headers.setdefault(name, str(header.get("value", "")))
+        return MessageMeta(
+            id=str(data.get("id", message_id)),
+            thread_id=str(data.get("threadId", "")),
+            headers=headers,
+            label_ids=tuple(data.get("labelIds", [])),
+        )

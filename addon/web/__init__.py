@@ -1,0 +1,1 @@
+"""Flask blueprints: triggers, actions and health."""

@@ -1,0 +1,179 @@
+"""Authenticating add-on requests and reading Google's event objects."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Response, current_app, g, jsonify, request
+from sqlalchemy.orm import Session
+
+from addon.auth.tokens import CertificateCache, TokenError, verify_id_token
+from addon.cards.widgets import Actions
+from addon.crm.models import Member
+from addon.crm.workspaces import resolve_member
+from addon.db import get_session
+from addon.gmail.addresses import canonical_email
+from addon.gmail.client import GoogleMailbox, Mailbox
+
+
+class BadEvent(ValueError):
+    """An event object that is not shaped as Google sends it."""
+
+
+def _dict(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadEvent(f"{where} must be an object")
+    return value
+
+
+def parse_form_inputs(common: dict[str, Any]) -> dict[str, list[str]]:
+    """formInputs as name -> list of strings; dates become milliseconds as text."""
+    form: dict[str, list[str]] = {}
+    for name, entry in _dict(common.get("formInputs"), "formInputs").items():
+        entry = _dict(entry, f"formInputs.{name}")
+        if "stringInputs" in entry:
+            values = _dict(entry["stringInputs"], f"formInputs.{name}.stringInputs").get(
+                "value", []
+            )
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise BadEvent(f"formInputs.{name}.stringInputs.value must be a list of strings")
+            form[str(name)] = values
+        else:
+            for key in ("dateInput", "dateTimeInput"):
+                if key in entry:
+                    ms = _dict(entry[key], f"formInputs.{name}.{key}").get("msSinceEpoch")
+                    if not isinstance(ms, str | int) or not str(ms).lstrip("-").isdigit():
+                        raise BadEvent(f"formInputs.{name}.{key}.msSinceEpoch must be a number")
+                    form[str(name)] = [str(int(ms))]
+    return form
+
+
+@dataclass
+class AddonRequest:
+    """One verified add-on event: who is calling, the event, and where to build URLs."""
+
+    event: dict[str, Any]
+    member: Member
+    session: Session
+    actions: Actions
+    form: dict[str, list[str]]
+    parameters: dict[str, str]
+
+    def param(self, name: str, default: str = "") -> str:
+        """A parameter copied from the clicked action."""
+        return self.parameters.get(name, default)
+
+    def text(self, name: str) -> str:
+        """A single-valued text form input."""
+        values = self.form.get(name) or [""]
+        return values[0]
+
+    @property
+    def gmail(self) -> dict[str, Any]:
+        """The event's gmail object."""
+        return _dict(self.event.get("gmail"), "gmail")
+
+    def thread_id(self) -> str:
+        """The open thread: from the action's parameters, else the event."""
+        return self.param("thread_id") or str(self.gmail.get("threadId") or "")
+
+    def mailbox(self) -> Mailbox:
+        """Gmail access with this event's tokens."""
+        auth = _dict(self.event.get("authorizationEventObject"), "authorizationEventObject")
+        return GoogleMailbox(
+            current_app.config["GMAIL_API_URL"],
+            str(auth.get("userOAuthToken") or ""),
+            str(self.gmail.get("accessToken") or ""),
+            timeout=current_app.config["GMAIL_TIMEOUT_SECONDS"],
+        )
+
+
+def _certs() -> CertificateCache:
+    cache: CertificateCache | None = current_app.extensions.get("addon.certs")
+    if cache is None:
+        cache = CertificateCache(
+            current_app.config["GOOGLE_CERTS_URL"], current_app.config["CERTS_CACHE_SECONDS"]
+        )
+        current_app.extensions["addon.certs"] = cache
+    return cache
+
+
+def _refuse(status: int, reason: str) -> Response:
+    response = jsonify({"error": reason})
+    response.status_code = status
+    return response
+
+
+def called_url() -> str:
+    """The URL Google called, which is the audience of its system ID token."""
+    url = current_app.config["BASE_URL"] + request.path
+    if request.query_string:
+        url += "?" + request.query_string.decode()
+    return url
+
+
+def authenticate() -> AddonRequest | Response:
+    """Verify the system and user ID tokens and resolve the calling member."""
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return _refuse(401, "missing bearer token")
+    try:
+        system = verify_id_token(header.removeprefix("Bearer ").strip(), called_url(), _certs())
+    except TokenError as exc:
+        return _refuse(401, f"system token: {exc}")
+    expected = current_app.config["SERVICE_ACCOUNT_EMAIL"]
+    # Compare the exact configured address; any other Google identity is refused.
+    if not expected or system.get("email") != expected:
+        return _refuse(401, "system token: not the add-on's service account")
+    event = request.get_json(silent=True)
+    if not isinstance(event, dict):
+        return _refuse(400, "the body must be a JSON event object")
+    try:
+        common = _dict(event.get("commonEventObject"), "commonEventObject")
+        auth = _dict(event.get("authorizationEventObject"), "authorizationEventObject")
+        form = parse_form_inputs(common)
+        raw_params = _dict(common.get("parameters"), "parameters")
+        parameters = {str(k): v for k, v in raw_params.items() if isinstance(v, str)}
+        if len(parameters) != len(raw_params):
+            raise BadEvent("parameters values must be strings")
+        _dict(event.get("gmail"), "gmail")
+    except BadEvent as exc:
+        return _refuse(400, str(exc))
+    user_token = auth.get("userIdToken")
+    if not isinstance(user_token, str) or not user_token:
+        return _refuse(401, "user token: missing (the userinfo.email scope is required)")
+    try:
+        user = verify_id_token(user_token, current_app.config["OAUTH_CLIENT_ID"], _certs())
+    except TokenError as exc:
+        return _refuse(401, f"user token: {exc}")
+    email = canonical_email(str(user["email"]))
+    if email is None:
+        return _refuse(401, "user token: unusable email")
+    hosted_domain = str(user.get("hd") or "").lower()
+    session = get_session()
+    member = resolve_member(session, hosted_domain or email, email, is_consumer=not hosted_domain)
+    g.member_id = member.id
+    return AddonRequest(
+        event, member, session, Actions(current_app.config["BASE_URL"]), form, parameters
+    )
+
+
+Handler = Callable[..., dict[str, Any] | Response]
+
+
+def addon_endpoint(handler: Handler) -> Callable[..., Any]:
+    """Wrap a view so it runs only for verified Google add-on requests."""
+
+    @functools.wraps(handler)
+    def view(*args: Any, **kwargs: Any) -> Any:
+        result = authenticate()
+        if isinstance(result, Response):
+            return result
+        return handler(result, *args, **kwargs)
+
+    return view

@@ -1,0 +1,79 @@
+"""Homepage, contextual (open message) and compose triggers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+
+from addon.auth.roles import can
+from addon.cards.records import error_card
+from addon.cards.responses import trigger_card
+from addon.cards.sidebar import homepage_card, message_card
+from addon.cards.widgets import card, decorated, esc, paragraph, section
+from addon.crm.records import find_contacts_by_email, recent_records, recently_created
+from addon.crm.sidebar import build_message_context
+from addon.gmail.addresses import canonical_email
+from addon.gmail.client import GmailError
+from addon.web.events import AddonRequest, addon_endpoint
+
+bp = Blueprint("triggers", __name__)
+
+
+@bp.post("/homepage")
+@addon_endpoint
+def homepage(req: AddonRequest) -> dict[str, Any]:
+    """The card shown when no message is open."""
+    member = req.member
+    if not can(member, "view"):
+        return trigger_card(error_card("Inbox CRM", "Your role does not allow viewing records."))
+    return trigger_card(
+        homepage_card(
+            req.actions,
+            member,
+            recent=recent_records(req.session, member),
+            created=recently_created(req.session, member.workspace_id),
+        )
+    )
+
+
+@bp.post("/gmail/message")
+@addon_endpoint
+def gmail_message(req: AddonRequest) -> dict[str, Any]:
+    """The contextual card for the open message."""
+    message_id = str(req.gmail.get("messageId") or "")
+    if not message_id:
+        return trigger_card(error_card("Inbox CRM", "No message is open."))
+    if not can(req.member, "view"):
+        return trigger_card(error_card("Inbox CRM", "Your role does not allow viewing records."))
+    try:
+        meta = req.mailbox().get_message_metadata(message_id)
+    except GmailError as exc:
+        return trigger_card(
+            error_card("Could not read this message", f"{exc}. Try reopening the message.")
+        )
+    context = build_message_context(
+        req.session, req.member, thread_id=meta.thread_id or req.thread_id(), headers=meta.headers
+    )
+    return trigger_card(message_card(req.actions, context))
+
+
+@bp.post("/gmail/compose")
+@addon_endpoint
+def gmail_compose(req: AddonRequest) -> dict[str, Any]:
+    """The compose card: which recipients of the draft are already in the CRM."""
+    recipients: list[str] = []
+    for key in ("toRecipients", "ccRecipients", "bccRecipients"):
+        value = req.gmail.get(key) or []
+        if isinstance(value, list):
+            recipients += [e for e in (canonical_email(str(v)) for v in value) if e]
+    known = find_contacts_by_email(req.session, req.member.workspace_id, recipients)
+    widgets = [
+        decorated(
+            esc(known[email].title if email in known else email),
+            bottom=esc(email),
+            icon="PERSON" if email in known else "EMAIL",
+        )
+        for email in dict.fromkeys(recipients)
+    ] or [paragraph("Add recipients to the draft to see them in your CRM.")]
+    return trigger_card(card("Recipients in Inbox CRM", [section(widgets[:90])], name="compose"))
