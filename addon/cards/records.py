@@ -125,11 +125,18 @@ def record_card(
 def _date_ms(value: Any) -> int | None:
     if not value:
         return None
-    day = date.fromisoformat(str(value))
+    if str(value).lstrip("-").isdigit():
+        return int(value)
+    try:
+        day = date.fromisoformat(str(value))
+    except ValueError:
+        return None
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
 
 
 def _form_text(fdef: FieldDef, value: Any, detail: RecordDetail | None) -> str:
+    if isinstance(value, str):
+        return value  # what the user typed, shown again after a validation error
     if fdef.type == "link" and detail is not None:
         return ", ".join(r.title for r in detail.links.get(fdef.key, []))
     if fdef.type in ("email", "phone"):
