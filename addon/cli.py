@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
+from werkzeug.serving import run_simple
 
 from addon import migrations
 from addon.manifest import render_deployment_json
@@ -79,4 +80,5 @@ def dev_run(port: int) -> None:
     with session_scope(current_app) as session:
         seed_demo(session, "example.com")
     click.echo(f"Inbox CRM (development) on http://127.0.0.1:{port}/healthz")
-    current_app.run(host="127.0.0.1", port=port, debug=False, use_reloader=False)
+    # Loopback only: development mode must never be reachable from another machine.
+    run_simple("127.0.0.1", port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
