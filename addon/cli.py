@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 from werkzeug.serving import run_simple
 
 from addon import migrations
@@ -28,7 +29,7 @@ def manifest_command(base_url: str) -> None:
         raise click.UsageError(str(exc)) from exc
 
 
-@click.group("db")
+@click.group("db", cls=AppGroup)
 def db_group() -> None:
     """Database schema commands."""
 
@@ -43,7 +44,7 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at {revision}")
 
 
-@click.group("demo")
+@click.group("demo", cls=AppGroup)
 def demo_group() -> None:
     """Demo data for local use."""
 
@@ -60,7 +61,7 @@ def demo_seed(domain: str) -> None:
     click.echo("demo data created" if created else "demo data already present")
 
 
-@click.group("dev")
+@click.group("dev", cls=AppGroup)
 def dev_group() -> None:
     """Local development."""
 
