@@ -11,7 +11,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask application; nothing is global at import time."""
     from addon import cli, db
     from addon.config import load_settings
-    from addon.web import actions, health, triggers
+    from addon.web import actions, dev, health, triggers
 
     app = Flask(__name__, instance_relative_config=True)
     settings = load_settings(config)
@@ -24,5 +24,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(triggers.bp)
     app.register_blueprint(actions.bp)
+    dev.init_app(app, config or {})
     cli.register(app)
     return app

@@ -68,18 +68,19 @@ def dev_group() -> None:
 
 @dev_group.command("run")
 @click.option("--port", default=8080, show_default=True)
-def dev_run(port: int) -> None:
-    """Migrate, seed demo data and serve on loopback only (development mode)."""
+@click.option("--host", default="127.0.0.1", show_default=True, help="Must be a loopback address.")
+def dev_run(port: int, host: str) -> None:
+    """Serve the service and the sidebar simulator with demo data (development mode)."""
+    from addon.web.dev import build_dev_app, is_loopback
+
     if not current_app.config["DEV"]:
         raise click.UsageError("dev run needs ADDON_DEV=1")
-    from addon.db import session_scope
-    from addon.demo import seed_demo
-
-    engine = current_app.extensions["addon.engine"]
-    with engine.begin() as connection:
-        migrations.upgrade(current_app.config["DATABASE_URL"], connection)
-    with session_scope(current_app) as session:
-        seed_demo(session, "example.com")
-    click.echo(f"Inbox CRM (development) on http://127.0.0.1:{port}/healthz")
-    # Loopback only: development mode must never be reachable from another machine.
-    run_simple("127.0.0.1", port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
+    if not is_loopback(host):
+        raise click.UsageError(f"development mode binds to loopback only, not {host!r}")
+    base_url = f"http://{host}:{port}"
+    app, env = build_dev_app(base_url, current_app.config["DATABASE_URL"])
+    click.echo(f"Inbox CRM simulator: open {base_url}/dev/  (fake Gmail on {env.gmail.url})")
+    try:
+        run_simple(host, port, app, threaded=True)
+    finally:
+        env.gmail.stop()

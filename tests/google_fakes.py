@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from flask.testing import FlaskClient
-from google.auth import crypt, jwt
 
+from addon.auth.devkeys import SigningKey, TokenMinter
 from tests.cardcheck import BASE_URL, check_response
 
 SERVICE_ACCOUNT = "service-1234@gcp-sa-gsuiteaddons.iam.gserviceaccount.com"
@@ -21,80 +15,24 @@ CLIENT_ID = "1234-test.apps.googleusercontent.com"
 
 
 @dataclass
-class SigningKey:
-    """An RSA key with a self-signed certificate, as Google publishes them."""
-
-    kid: str
-    private_pem: str
-    cert_pem: str
-
-    @classmethod
-    def generate(cls, kid: str) -> SigningKey:
-        """Make a fresh key pair and certificate."""
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-signer")])
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .sign(key, hashes.SHA256())
-        )
-        private_pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
-        return cls(kid, private_pem, cert.public_bytes(serialization.Encoding.PEM).decode())
-
-    def sign(self, claims: dict[str, Any]) -> str:
-        """A signed JWT with this key's id in the header."""
-        signer = crypt.RSASigner.from_string(self.private_pem, key_id=self.kid)
-        return jwt.encode(signer, claims).decode()
-
-
-@dataclass
 class TokenFactory:
-    """Makes system and user ID tokens the way Google's add-on runtime does."""
+    """Google's test signing key and a rogue key Google never published."""
 
     key: SigningKey
     rogue_key: SigningKey
 
+    @property
+    def minter(self) -> TokenMinter:
+        """Mints tokens with the trusted key."""
+        return TokenMinter(self.key, SERVICE_ACCOUNT, CLIENT_ID)
+
     def system_token(self, audience: str, **overrides: Any) -> str:
         """The add-on service account's token for one endpoint URL."""
-        now = int(time.time())
-        claims = {
-            "iss": "https://accounts.google.com",
-            "aud": audience,
-            "email": SERVICE_ACCOUNT,
-            "email_verified": True,
-            "sub": "1111",
-            "iat": now,
-            "exp": now + 3600,
-        }
-        claims.update(overrides)
-        return self.key.sign(claims)
+        return self.minter.system_token(audience, **overrides)
 
     def user_token(self, email: str, hd: str | None = None, **overrides: Any) -> str:
         """The user's ID token with the add-on's OAuth client as audience."""
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": "https://accounts.google.com",
-            "aud": CLIENT_ID,
-            "email": email,
-            "email_verified": True,
-            "sub": str(abs(hash(email))),
-            "iat": now,
-            "exp": now + 3600,
-        }
-        if hd:
-            claims["hd"] = hd
-        claims.update(overrides)
-        return self.key.sign(claims)
+        return self.minter.user_token(email, hd, **overrides)
 
 
 @dataclass

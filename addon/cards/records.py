@@ -167,7 +167,11 @@ def record_form(
         label = fdef.label + (" *" if fdef.required else "")
         value = values.get(fdef.key)
         if fdef.type == "link" and fdef.options.get("many"):
-            continue  # many-links are managed from the linked records' cards
+            # Many-links are managed from the linked records' cards, but a refused
+            # value must still be explained.
+            if fdef.key in errors:
+                widgets.append(error_line(f"{fdef.label} {errors[fdef.key]}"))
+            continue
         if fdef.type == "dropdown":
             choices = [(str(c), str(c).capitalize()) for c in fdef.options.get("choices", [])]
             widgets.append(dropdown(fdef.key, label, choices, str(value) if value else None))

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Text, cast, delete, func, select
 from sqlalchemy.orm import Session
 
 from addon.crm.defaults import CLOSED_DEAL_STAGES
@@ -63,6 +63,9 @@ def get_record(session: Session, workspace_id: int, record_id: int | str) -> Rec
         rid = int(record_id)
     except (TypeError, ValueError):
         raise RecordNotFound(record_id) from None
+    # Ids outside a 64-bit key cannot exist; asking the database would overflow.
+    if not 0 < rid < 2**63:
+        raise RecordNotFound(record_id)
     record = session.get(Record, rid)
     if record is None or record.workspace_id != workspace_id:
         # Another workspace's record is reported exactly like a missing one.
@@ -379,13 +382,26 @@ def open_deals_for(session: Session, record_ids: Iterable[int]) -> list[tuple[Re
     ids = list(record_ids)
     if not ids:
         return []
+    # Closed deals are excluded in the query, before the limit, so a long history of
+    # won and lost deals never hides an open one. JSON text is '"won"' on both databases.
+    closed = (
+        select(FieldValue.record_id)
+        .join(FieldDef, FieldDef.id == FieldValue.field_id)
+        .where(
+            FieldDef.key == "stage",
+            cast(FieldValue.value, Text).in_([f'"{stage}"' for stage in CLOSED_DEAL_STAGES]),
+        )
+    )
     deals = list(
         session.execute(
             select(Record)
             .join(RecordRelation, Record.id == RecordRelation.from_record_id)
-            .where(RecordRelation.to_record_id.in_(ids))
             .join(Folder, Folder.id == Record.folder_id)
-            .where(Folder.key == "deals")
+            .where(
+                RecordRelation.to_record_id.in_(ids),
+                Folder.key == "deals",
+                Record.id.not_in(closed),
+            )
             .distinct()
             .order_by(Record.id.desc())
             .limit(20)
@@ -397,18 +413,14 @@ def open_deals_for(session: Session, record_ids: Iterable[int]) -> list[tuple[Re
         select(FieldValue.record_id, FieldDef.key, FieldValue.value)
         .join(FieldDef, FieldDef.id == FieldValue.field_id)
         .where(
-            FieldValue.record_id.in_([d.id for d in deals]), FieldDef.key.in_(["stage", "amount"])
+            FieldValue.record_id.in_([d.id for d in deals]),
+            FieldDef.key.in_(["stage", "amount"]),
         )
     )
     attrs: dict[int, dict[str, Any]] = {}
     for record_id, key, value in rows:
         attrs.setdefault(record_id, {})[key] = value
-    result = []
-    for deal in deals:
-        stage = attrs.get(deal.id, {}).get("stage")
-        if stage not in CLOSED_DEAL_STAGES:
-            result.append((deal, stage, attrs.get(deal.id, {}).get("amount")))
-    return result
+    return [(d, attrs.get(d.id, {}).get("stage"), attrs.get(d.id, {}).get("amount")) for d in deals]
 
 
 def search_records(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httplib2
+from google.auth.exceptions import GoogleAuthError
 from google.oauth2.credentials import Credentials
 from google_auth_httplib2 import AuthorizedHttp
 from googleapiclient.discovery import Resource, build
@@ -67,6 +69,25 @@ def _service(api_url: str) -> Resource:
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _messages(api_url: str) -> Any:
+    # users().messages() builds resource objects from the discovery document on each
+    # call (about a millisecond); the result is immutable, so it is shared.
+    return _service(api_url).users().messages()
+
+
+_connections = threading.local()
+
+
+def _connection(timeout: int) -> httplib2.Http:
+    """One keep-alive HTTP connection pool per thread (httplib2 is not thread-safe)."""
+    pool: dict[int, httplib2.Http] = getattr(_connections, "pool", None) or {}
+    _connections.pool = pool
+    if timeout not in pool:
+        pool[timeout] = httplib2.Http(timeout=timeout)
+    return pool[timeout]
+
+
 class GoogleMailbox:
     """Gmail through google-api-python-client with the add-on's per-event tokens."""
 
@@ -79,8 +100,12 @@ class GoogleMailbox:
         self.timeout = timeout
 
     def _http(self) -> AuthorizedHttp:
+        # The event's token cannot be refreshed (no refresh token): a 401 must surface as
+        # an HttpError, not as an attempt to refresh that raises RefreshError.
         return AuthorizedHttp(
-            Credentials(token=self.oauth_token), http=httplib2.Http(timeout=self.timeout)
+            Credentials(token=self.oauth_token),
+            http=_connection(self.timeout),
+            refresh_status_codes=(),
         )
 
     def _execute(self, request: Any) -> Any:
@@ -91,21 +116,18 @@ class GoogleMailbox:
         except HttpError as exc:
             status = getattr(exc.resp, "status", 0)
             raise GmailError(f"Gmail answered {status}") from exc
+        except GoogleAuthError as exc:
+            raise GmailError("Gmail refused the user's credentials") from exc
         except (OSError, httplib2.HttpLib2Error) as exc:
             raise GmailError("Gmail could not be reached") from exc
 
     def get_message_metadata(self, message_id: str) -> MessageMeta:
         """Fetch one message with format=metadata and the headers the sidebar uses."""
-        request = (
-            _service(self.api_url)
-            .users()
-            .messages()
-            .get(
-                userId="me",
-                id=message_id,
-                format="metadata",
-                metadataHeaders=list(METADATA_HEADERS),
-            )
+        request = _messages(self.api_url).get(
+            userId="me",
+            id=message_id,
+            format="metadata",
+            metadataHeaders=list(METADATA_HEADERS),
         )
         data = self._execute(request)
         headers: dict[str, str] = {}
