@@ -21,11 +21,13 @@ DEFAULTS: dict[str, Any] = {
     "DEV": False,
     # Seconds a fetched set of Google's signing certificates is trusted before refetching.
     "CERTS_CACHE_SECONDS": 3600,
+    # Least seconds between refetches forced by tokens signed with an unknown key id.
+    "CERTS_MIN_REFRESH_SECONDS": 30,
     "GMAIL_TIMEOUT_SECONDS": 10,
 }
 
 _BOOLEAN_KEYS = {"DEV"}
-_INTEGER_KEYS = {"CERTS_CACHE_SECONDS", "GMAIL_TIMEOUT_SECONDS"}
+_INTEGER_KEYS = {"CERTS_CACHE_SECONDS", "CERTS_MIN_REFRESH_SECONDS", "GMAIL_TIMEOUT_SECONDS"}
 
 
 def _coerce(key: str, raw: str) -> Any:

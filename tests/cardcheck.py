@@ -22,7 +22,7 @@ def _walk(node: Any) -> Iterator[tuple[str, Any]]:
             yield from _walk(item)
 
 
-def check_card(card: dict[str, Any]) -> None:
+def check_card(card: dict[str, Any], base_url: str = BASE_URL) -> None:
     """Strict parse plus the limits and conventions the parser does not check."""
     Card.from_json(json.dumps(card), ignore_unknown_fields=False)
     assert card.get("header", {}).get("title"), "a card needs a header title"
@@ -35,14 +35,14 @@ def check_card(card: dict[str, Any]) -> None:
             for parameter in value:
                 assert isinstance(parameter["value"], str), f"parameter {parameter} is not a string"
         if key == "function":
-            assert isinstance(value, str) and value.startswith(BASE_URL + "/"), (
+            assert isinstance(value, str) and value.startswith(base_url + "/"), (
                 f"action function {value!r}"
             )
         if key == "items":
             assert len(value) <= 100, "a selection input holds at most 100 items"
 
 
-def _check_action(action: dict[str, Any]) -> list[dict[str, Any]]:
+def _check_action(action: dict[str, Any], base_url: str) -> list[dict[str, Any]]:
     assert set(action) <= {"navigations", "notification", "link"}, (
         f"unknown action keys {set(action)}"
     )
@@ -53,7 +53,7 @@ def _check_action(action: dict[str, Any]) -> list[dict[str, Any]]:
         )
         for key in ("pushCard", "updateCard"):
             if key in navigation:
-                check_card(navigation[key])
+                check_card(navigation[key], base_url)
                 cards.append(navigation[key])
     if "notification" in action:
         assert isinstance(action["notification"].get("text"), str)
@@ -61,13 +61,13 @@ def _check_action(action: dict[str, Any]) -> list[dict[str, Any]]:
     return cards
 
 
-def check_trigger_response(data: dict[str, Any]) -> list[dict[str, Any]]:
+def check_trigger_response(data: dict[str, Any], base_url: str = BASE_URL) -> list[dict[str, Any]]:
     """A trigger answer: RenderActions at top level. Returns the cards it carries."""
     assert set(data) == {"action"}, f"trigger responses are RenderActions, got keys {set(data)}"
-    return _check_action(data["action"])
+    return _check_action(data["action"], base_url)
 
 
-def check_callback_response(data: dict[str, Any]) -> list[dict[str, Any]]:
+def check_callback_response(data: dict[str, Any], base_url: str = BASE_URL) -> list[dict[str, Any]]:
     """A callback answer: {"renderActions": ..., "stateChanged": bool}. Returns its cards."""
     assert set(data) <= {"renderActions", "stateChanged"} and "renderActions" in data, (
         f"callbacks must answer with renderActions, got keys {set(data)}"
@@ -75,12 +75,14 @@ def check_callback_response(data: dict[str, Any]) -> list[dict[str, Any]]:
     assert isinstance(data.get("stateChanged", False), bool)
     render = data["renderActions"]
     assert set(render) == {"action"}
-    return _check_action(render["action"])
+    return _check_action(render["action"], base_url)
 
 
-def check_response(path: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+def check_response(
+    path: str, data: dict[str, Any], base_url: str = BASE_URL
+) -> list[dict[str, Any]]:
     """Check an add-on answer by the kind of endpoint that produced it."""
     # The universal Settings action is invoked like a trigger.
     if path.startswith("/actions/") and path != "/actions/settings":
-        return check_callback_response(data)
-    return check_trigger_response(data)
+        return check_callback_response(data, base_url)
+    return check_trigger_response(data, base_url)

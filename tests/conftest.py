@@ -118,6 +118,8 @@ def app(session_factory: sessionmaker[Session], gmail_server: FakeGmailServer) -
             "GOOGLE_CERTS_URL": gmail_server.certs_url,
             "GMAIL_API_URL": gmail_server.url,
             "SECRET_KEY": "test-secret",
+            # Key-rotation tests force refetches back to back; the gap has its own test.
+            "CERTS_MIN_REFRESH_SECONDS": 0,
         }
     )
 

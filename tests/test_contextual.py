@@ -400,6 +400,11 @@ def test_unknown_business_sender_is_offered_with_suggested_company(
             RecordRelation.from_record_id == contact.id, RecordRelation.to_record_id == company.id
         )
     ).scalar_one()
+    # Saving does not link the thread silently; the new card offers it.
+    assert db.execute(select(ThreadLink).where(ThreadLink.thread_id == "thr-1")).first() is None
+    link_name, link_params = action_of(button_named(saved, "Link this thread"))
+    assert (link_name, link_params["thread_id"]) == ("link_thread", "thr-1")
+    addon.action(link_name, parameters=link_params)
     link = db.execute(select(ThreadLink).where(ThreadLink.thread_id == "thr-1")).scalar_one()
     assert link.record_id == contact.id
 

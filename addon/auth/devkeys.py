@@ -7,6 +7,7 @@ development mode unless the service is bound to loopback, so it never reaches pr
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -51,10 +52,14 @@ class SigningKey:
         ).decode()
         return cls(kid, private_pem, cert.public_bytes(serialization.Encoding.PEM).decode())
 
+    @functools.cached_property
+    def signer(self) -> crypt.RSASigner:
+        """The loaded private key; loading a PEM costs tens of milliseconds."""
+        return crypt.RSASigner.from_string(self.private_pem, key_id=self.kid)
+
     def sign(self, claims: dict[str, Any]) -> str:
         """A signed JWT with this key's id in the header."""
-        signer = crypt.RSASigner.from_string(self.private_pem, key_id=self.kid)
-        return jwt.encode(signer, claims).decode()
+        return jwt.encode(self.signer, claims).decode()
 
     def certs(self) -> dict[str, str]:
         """The certificate list, keyed by key id, as served at a certs URL."""

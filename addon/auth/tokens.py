@@ -24,9 +24,14 @@ class CertificateCache:
     interaction, so certificates are kept for a configured number of seconds.
     """
 
-    def __init__(self, url: str, max_age: int, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, max_age: int, min_refresh_gap: float = 30.0, timeout: float = 5.0
+    ) -> None:
         self.url = url
         self.max_age = max_age
+        # A token with an unknown key id forces a refetch; without a minimum gap anyone
+        # could make the service call the certs URL on every request.
+        self.min_refresh_gap = min_refresh_gap
         self.timeout = timeout
         self._certs: dict[str, str] = {}
         self._fetched_at = 0.0
@@ -35,8 +40,9 @@ class CertificateCache:
     def get(self, *, refresh: bool = False) -> dict[str, str]:
         """The current certificates by key id, refetched when stale or asked to."""
         with self._lock:
-            stale = time.monotonic() - self._fetched_at > self.max_age
-            if refresh or stale or not self._certs:
+            age = time.monotonic() - self._fetched_at
+            forced = refresh and age >= self.min_refresh_gap
+            if forced or age > self.max_age or not self._certs:
                 try:
                     response = requests.get(self.url, timeout=self.timeout)
                     response.raise_for_status()

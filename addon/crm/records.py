@@ -63,8 +63,9 @@ def get_record(session: Session, workspace_id: int, record_id: int | str) -> Rec
         rid = int(record_id)
     except (TypeError, ValueError):
         raise RecordNotFound(record_id) from None
-    # Ids outside a 64-bit key cannot exist; asking the database would overflow.
-    if not 0 < rid < 2**63:
+    # Keys are 32-bit integers on PostgreSQL; larger ids cannot exist and asking
+    # the database about them would raise an out-of-range error.
+    if not 0 < rid < 2**31:
         raise RecordNotFound(record_id)
     record = session.get(Record, rid)
     if record is None or record.workspace_id != workspace_id:

@@ -196,6 +196,8 @@ def create_record(req: AddonRequest) -> Result:
         if folder.key == "deals" and linked.folder.key == "contacts":
             form["contacts"] = [f"#{linked.id}"]
     try:
+        # The open thread is not linked silently: the new record's card offers
+        # "Link this thread", so the rep decides.
         record = save_record(
             req.session,
             req.member,
@@ -203,9 +205,6 @@ def create_record(req: AddonRequest) -> Result:
             form,
             company_domain=req.param("company_domain") or None,
         )
-        thread_id = req.param("thread_id")
-        if thread_id and folder.key == "contacts":
-            link_thread(req.session, req.member, record, thread_id, req.param("subject"))
     except ValidationError as exc:
         return _form_for_errors(req, folder, exc.errors, None)
     mark_viewed(req.session, req.member, record)

@@ -97,7 +97,9 @@ def _certs() -> CertificateCache:
     cache: CertificateCache | None = current_app.extensions.get("addon.certs")
     if cache is None:
         cache = CertificateCache(
-            current_app.config["GOOGLE_CERTS_URL"], current_app.config["CERTS_CACHE_SECONDS"]
+            current_app.config["GOOGLE_CERTS_URL"],
+            current_app.config["CERTS_CACHE_SECONDS"],
+            current_app.config["CERTS_MIN_REFRESH_SECONDS"],
         )
         current_app.extensions["addon.certs"] = cache
     return cache
