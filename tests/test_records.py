@@ -348,6 +348,7 @@ def test_notes(addon: AddonClient, db: Session) -> None:
         ("ann@corp.com", "Ann Lee"),
         ("corp.com", "Ann Lee"),
         ("Corpo", "Corporate Inc"),
+        ("Corporate", "Ann Lee"),
         ("zzz", None),
     ],
 )

@@ -298,8 +298,12 @@ def load_values(session: Session, record: Record | None, fields: list[FieldDef])
     return {by_id[fid]: value for fid, value in rows if fid in by_id}
 
 
-def load_detail(session: Session, record: Record) -> RecordDetail:
-    """All a record card needs: values, links both ways, threads, notes, members."""
+def load_detail(session: Session, record: Record, *, full: bool = True) -> RecordDetail:
+    """All a record card needs: values, links both ways, threads, notes, members.
+
+    With full=False only values, outgoing links and members are loaded: what the
+    contextual summary shows, in three statements fewer.
+    """
     fields = folder_fields(session, record.folder_id)
     values = load_values(session, record, fields)
     by_id = {f.id: f for f in fields}
@@ -314,6 +318,16 @@ def load_detail(session: Session, record: Record) -> RecordDetail:
         if field_id in by_id:
             links[by_id[field_id].key].append(target)
     related: dict[str, list[Record]] = {}
+    threads: list[ThreadLink] = []
+    notes: list[Note] = []
+    user_ids = {int(values[f.key]) for f in fields if f.type == "user" and values.get(f.key)}
+    members = (
+        {m.id: m for m in session.execute(select(Member).where(Member.id.in_(user_ids))).scalars()}
+        if user_ids
+        else {}
+    )
+    if not full:
+        return RecordDetail(record, fields, values, links, related, threads, notes, members)
     incoming = session.execute(
         select(Record)
         .join(RecordRelation, Record.id == RecordRelation.from_record_id)
@@ -338,12 +352,6 @@ def load_detail(session: Session, record: Record) -> RecordDetail:
             .order_by(Note.created_at.desc())
             .limit(20)
         ).scalars()
-    )
-    user_ids = {int(values[f.key]) for f in fields if f.type == "user" and values.get(f.key)}
-    members = (
-        {m.id: m for m in session.execute(select(Member).where(Member.id.in_(user_ids))).scalars()}
-        if user_ids
-        else {}
     )
     return RecordDetail(record, fields, values, links, related, threads, notes, members)
 
@@ -466,6 +474,19 @@ def search_records(
         .limit(limit)
     ).scalars()
     found.update((r.id, r) for r in by_name)
+    # Searching by a company's name or domain also finds the people who work there.
+    company_ids = [r.id for r in found.values() if r.folder.key == "companies"]
+    if company_ids and len(found) < limit:
+        people = session.execute(
+            select(Record)
+            .join(RecordRelation, Record.id == RecordRelation.from_record_id)
+            .join(Folder, Folder.id == Record.folder_id)
+            .where(RecordRelation.to_record_id.in_(company_ids), Folder.key == "contacts")
+            .order_by(Record.search_key)
+            .limit(limit)
+        ).scalars()
+        for person in people:
+            found.setdefault(person.id, person)
     return list(found.values())[:limit]
 
 

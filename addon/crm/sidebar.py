@@ -170,7 +170,7 @@ def build_message_context(
     if primary is None:
         return context
     if primary.contact is not None:
-        context.detail = load_detail(session, primary.contact)
+        context.detail = load_detail(session, primary.contact, full=False)
         company_ids = [r.id for r in context.detail.links.get("company", [])]
         context.open_deals = open_deals_for(session, [primary.contact.id, *company_ids])
     elif primary.suggestible:
