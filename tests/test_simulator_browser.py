@@ -134,3 +134,208 @@ def test_rep_adds_unknown_sender_links_thread_and_finds_record(simulator: str) -
 def test_simulator_is_not_served_outside_development_mode(app: Any) -> None:
     assert app.test_client().get("/dev/").status_code == 404
     assert app.test_client().post("/dev/api/token", json={}).status_code == 404
+
+
+def _button(text: str) -> dict[str, Any]:
+    return {"text": text, "onClick": {"openLink": {"url": "https://example.com/help"}}}
+
+
+def _items(*names: str) -> list[dict[str, Any]]:
+    return [{"text": n, "value": n.lower(), "selected": i == 0} for i, n in enumerate(names)]
+
+
+GALLERY_CARD: dict[str, Any] = {
+    "name": "gallery",
+    "header": {"title": "Gallery", "subtitle": "Every widget the renderer knows"},
+    "sections": [
+        {
+            "header": "Text",
+            "collapsible": True,
+            "uncollapsibleWidgetsCount": 2,
+            "widgets": [
+                {
+                    "textParagraph": {
+                        "text": '<b>bold</b> <i>it</i> <font color="#d93025">red</font>'
+                        "<script>window.hacked = 1</script>"
+                    }
+                },
+                {
+                    "decoratedText": {
+                        "topLabel": "Top",
+                        "text": "Decorated",
+                        "bottomLabel": "Bottom",
+                        "startIcon": {"knownIcon": "PERSON"},
+                        "button": _button("Side"),
+                    }
+                },
+                {"divider": {}},
+                {"buttonList": {"buttons": [{**_button("Filled"), "type": "FILLED"}]}},
+            ],
+        },
+        {
+            "header": "Inputs",
+            "widgets": [
+                {"textInput": {"name": "t", "label": "Text label", "value": "hello"}},
+                {"textInput": {"name": "m", "label": "Long text", "type": "MULTIPLE_LINE"}},
+                {
+                    "selectionInput": {
+                        "name": "dd",
+                        "label": "Dropdown",
+                        "type": "DROPDOWN",
+                        "items": _items("One", "Two"),
+                    }
+                },
+                {
+                    "selectionInput": {
+                        "name": "cb",
+                        "label": "Checks",
+                        "type": "CHECK_BOX",
+                        "items": _items("A", "B"),
+                    }
+                },
+                {
+                    "selectionInput": {
+                        "name": "rb",
+                        "label": "Radios",
+                        "type": "RADIO_BUTTON",
+                        "items": _items("X", "Y"),
+                    }
+                },
+                {
+                    "selectionInput": {
+                        "name": "sw",
+                        "label": "Switches",
+                        "type": "SWITCH",
+                        "items": _items("On"),
+                    }
+                },
+                {
+                    "selectionInput": {
+                        "name": "ms",
+                        "label": "Multi",
+                        "type": "MULTI_SELECT",
+                        "items": _items("P", "Q"),
+                    }
+                },
+                {"dateTimePicker": {"name": "d", "label": "When", "type": "DATE_ONLY"}},
+            ],
+        },
+        {
+            "widgets": [
+                {
+                    "grid": {
+                        "title": "Grid",
+                        "columnCount": 2,
+                        "items": [{"title": "G1"}, {"title": "G2"}],
+                    }
+                },
+                {
+                    "columns": {
+                        "columnItems": [
+                            {"widgets": [{"textParagraph": {"text": "left column"}}]},
+                            {"widgets": [{"textParagraph": {"text": "right column"}}]},
+                        ]
+                    }
+                },
+                {
+                    "carousel": {
+                        "carouselCards": [{"widgets": [{"textParagraph": {"text": "slide"}}]}]
+                    }
+                },
+            ]
+        },
+    ],
+    "fixedFooter": {"primaryButton": _button("Footer action")},
+}
+
+
+def _card(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "header": {"title": name.title()},
+        "sections": [{"widgets": [{"textParagraph": {"text": name}}]}],
+    }
+
+
+def test_renderer_widgets_navigation_and_compose(simulator: str) -> None:
+    from google.apps.card_v1 import Card
+    from playwright.sync_api import expect, sync_playwright
+
+    # The gallery is a real card: the strict parser accepts it.
+    Card.from_json(json.dumps(GALLERY_CARD), ignore_unknown_fields=False)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{simulator}/dev/")
+        expect(page.locator('.card[data-card-name="home"]')).to_be_visible()
+
+        page.evaluate("card => window.simulator.render(card)", GALLERY_CARD)
+        card = page.locator('.card[data-card-name="gallery"]')
+        expect(card.locator(".text-paragraph b").first).to_have_text("bold")
+        expect(card.locator("font, [style*=color]").first).to_have_text("red")
+        assert card.locator("script").count() == 0, "card text never runs scripts"
+        assert page.evaluate("window.hacked") is None
+        expect(card.locator(".dt-top")).to_have_text("Top")
+        expect(card.get_by_role("button", name="Side")).to_be_visible()
+        expect(card.get_by_role("button", name="Show more")).to_be_visible()
+        expect(card.get_by_label("Text label")).to_have_value("hello")
+        expect(card.locator("textarea[name=m]")).to_be_visible()
+        expect(card.locator("select[name=dd] option")).to_have_count(2)
+        expect(card.locator("select[name=ms][multiple]")).to_have_count(1)
+        expect(card.locator("input[type=checkbox][name=cb]")).to_have_count(2)
+        expect(card.locator("input[type=radio][name=rb]")).to_have_count(2)
+        expect(card.get_by_role("switch")).to_have_count(1)
+        expect(card.get_by_label("When")).to_be_visible()
+        expect(card.locator(".grid-item")).to_have_count(2)
+        expect(card.locator(".columns")).to_contain_text("right column")
+        expect(card.locator(".unknown-widget")).to_have_text("Unsupported widget: carousel")
+        expect(card.get_by_role("button", name="Footer action")).to_be_visible()
+
+        # Navigation rules, applied as Gmail applies them.
+        stack = page.evaluate(
+            "b => window.simulator.apply(b)",
+            {
+                "renderActions": {
+                    "action": {"navigations": [{"pushCard": _card(n)} for n in ("a", "b", "c")]}
+                }
+            },
+        )
+        assert stack == ["gallery", "a", "b", "c"]
+        stack = page.evaluate(
+            "b => window.simulator.apply(b)",
+            {"renderActions": {"action": {"navigations": [{"popToCard": "a"}]}}},
+        )
+        assert stack == ["gallery", "a"]
+        stack = page.evaluate(
+            "b => window.simulator.apply(b)",
+            {
+                "renderActions": {
+                    "action": {
+                        "navigations": [{"updateCard": _card("z")}],
+                        "notification": {"text": "Updated!"},
+                    }
+                }
+            },
+        )
+        assert stack == ["gallery", "z"]
+        expect(page.locator(".toast", has_text="Updated!")).to_be_visible()
+        stack = page.evaluate(
+            "b => window.simulator.apply(b)",
+            {"renderActions": {"action": {"navigations": [{"popToRoot": True}]}}},
+        )
+        assert stack == ["gallery"]
+        stack = page.evaluate(
+            "b => window.simulator.apply(b)",
+            {"renderActions": {"action": {"navigations": [{"pop": True}]}}},
+        )
+        assert stack == ["gallery"], "pop never goes below the root card"
+
+        # The compose trigger lists which draft recipients are in the CRM.
+        page.locator("#compose-button").click()
+        page.get_by_label("To", exact=True).fill("alice.martin@acme.com, new.person@startup.io")
+        page.locator("#compose-run").click()
+        compose = page.locator('.card[data-card-name="compose"]')
+        expect(compose).to_contain_text("Alice Martin")
+        expect(compose).to_contain_text("new.person@startup.io")
+        page.screenshot(path=str(OUTPUT_DIR / "compose.png"))
+        browser.close()

@@ -1192,6 +1192,11 @@
       showTop();
       return state.stack[0].el;
     },
+    /** Apply a service answer as if it had just arrived (tests of the navigation rules). */
+    apply(body, kind = "callback") {
+      applyResponse(body, kind, "(applied)");
+      return state.stack.map((entry) => (entry.card && entry.card.name) || "");
+    },
     get lastEvent() {
       return state.lastEvent;
     },
