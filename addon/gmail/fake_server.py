@@ -125,13 +125,20 @@ class FakeGmail:
         return self._error(404, f"Not found: {request.path}")
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """No access log: the fake's requests are recorded in FakeGmail.requests instead."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Skip the access log line."""
+
+
 class FakeGmailServer:
     """Runs FakeGmail on a loopback port in a background thread."""
 
     def __init__(self, state: FakeGmail | None = None, port: int = 0) -> None:
         self.state = state or FakeGmail()
         self._server: BaseWSGIServer = make_server(
-            "127.0.0.1", port, self.state.wsgi, threaded=True
+            "127.0.0.1", port, self.state.wsgi, threaded=True, request_handler=_QuietHandler
         )
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
