@@ -24,6 +24,17 @@ from addon.crm.sidebar import MessageContext, Participant
 SUMMARY_FIELDS = ("job_title", "company", "phones", "emails", "lifecycle_stage", "owner")
 
 
+def _add_contact(actions: Actions, ctx: MessageContext, person: Participant) -> dict[str, Any]:
+    """The action opening the Add contact form pre-filled for one participant."""
+    return actions.on_click(
+        "new_contact",
+        email=person.address.email,
+        name=person.address.name,
+        thread_id=ctx.thread_id,
+        subject=ctx.subject,
+    )
+
+
 def _participant_line(actions: Actions, ctx: MessageContext, person: Participant) -> Widget:
     address = person.address
     label = esc(address.name or address.email)
@@ -40,16 +51,7 @@ def _participant_line(actions: Actions, ctx: MessageContext, person: Participant
         )
     side = None
     if person.suggestible:
-        side = button(
-            "Add",
-            actions.on_click(
-                "new_contact",
-                email=address.email,
-                name=address.name,
-                thread_id=ctx.thread_id,
-                subject=ctx.subject,
-            ),
-        )
+        side = button("Add", _add_contact(actions, ctx, person))
     return decorated(label, top=person.role.upper(), bottom=bottom, icon="EMAIL", side_button=side)
 
 
@@ -138,13 +140,7 @@ def _unknown_sender_sections(actions: Actions, ctx: MessageContext) -> list[dict
             button_list(
                 button(
                     "Add contact",
-                    actions.on_click(
-                        "new_contact",
-                        email=address.email,
-                        name=address.name,
-                        thread_id=ctx.thread_id,
-                        subject=ctx.subject,
-                    ),
+                    _add_contact(actions, ctx, person),
                     filled=True,
                 ),
                 button(

@@ -167,21 +167,10 @@ def _form_for_errors(
         fields,
         _members(req),
         values=typed,
-        detail=None,
+        detail=detail,
         errors=errors,
         hidden=_context_params(req),
     )
-    if detail is not None:
-        form = record_cards.record_form(
-            req.actions,
-            folder,
-            fields,
-            _members(req),
-            values=typed,
-            detail=detail,
-            errors=errors,
-            hidden=_context_params(req),
-        )
     g.db_rollback = True
     return update(form)
 
