@@ -12,14 +12,15 @@ NAVIGATION_KEYS = {"pushCard", "updateCard", "pop", "popToRoot", "popToCard"}
 BASE_URL = "https://addon.test"
 
 
-def _walk(node: Any) -> Iterator[tuple[str, Any]]:
+def walk(node: Any) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) pair of a card's JSON, depth first."""
     if isinstance(node, dict):
         for key, value in node.items():
             yield key, value
-            yield from _walk(value)
+            yield from walk(value)
     elif isinstance(node, list):
         for item in node:
-            yield from _walk(item)
+            yield from walk(item)
 
 
 def check_card(card: dict[str, Any], base_url: str = BASE_URL) -> None:
@@ -30,7 +31,7 @@ def check_card(card: dict[str, Any], base_url: str = BASE_URL) -> None:
     assert widgets <= 100, f"{widgets} widgets on one card (limit 100)"
     for section in card.get("sections", []):
         assert section.get("widgets"), "empty sections are rejected by Google"
-    for key, value in _walk(card):
+    for key, value in walk(card):
         if key == "parameters":
             for parameter in value:
                 assert isinstance(parameter["value"], str), f"parameter {parameter} is not a string"

@@ -6,6 +6,7 @@ Every refused request must answer with a JSON reason and leave the database unto
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import time
@@ -14,16 +15,15 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from google.auth import crypt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from addon.auth.tokens import CertificateCache
 from addon.crm.models import FieldDef, FieldValue, Folder, Member, Note, Record, ThreadLink
 from addon.crm.models import Workspace as WorkspaceRow
-from addon.db import Base
 from addon.gmail.fake_server import FakeGmail, FakeMessage
 from tests.cardcheck import BASE_URL
+from tests.dbstate import row_counts
 from tests.google_fakes import (
     CLIENT_ID,
     SERVICE_ACCOUNT,
@@ -38,31 +38,7 @@ GMAIL_EVENT = {"messageId": "msg-1", "threadId": "thread-1", "accessToken": "gma
 DROP = object()  # an override value meaning "leave this claim out"
 
 
-_SIGNERS: dict[tuple[str, str | None], crypt.RSASigner] = {}
-
-
-@pytest.fixture(autouse=True)
-def _reuse_signers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Parse each test key once: loading a PEM RSA key costs ~80 ms, and this file signs a lot."""
-    load = crypt.RSASigner.from_string
-
-    def cached(key: str, key_id: str | None = None) -> crypt.RSASigner:
-        if (key, key_id) not in _SIGNERS:
-            _SIGNERS[key, key_id] = load(key, key_id=key_id)
-        return _SIGNERS[key, key_id]
-
-    monkeypatch.setattr(crypt.RSASigner, "from_string", cached)
-
-
 # --- helpers -------------------------------------------------------------------------------
-
-
-def table_counts(db: Session) -> dict[str, int]:
-    """Row count of every table, read through the test's session."""
-    return {
-        table.name: db.execute(select(func.count()).select_from(table)).scalar_one()
-        for table in Base.metadata.sorted_tables
-    }
 
 
 def b64(data: bytes) -> str:
@@ -100,7 +76,13 @@ def user_claims(**overrides: Any) -> dict[str, Any]:
 
 def impostor(tokens: TokenFactory) -> SigningKey:
     """A key that claims the published key id but signs with another private key."""
-    return SigningKey(tokens.key.kid, tokens.rogue_key.private_pem, tokens.rogue_key.cert_pem)
+    return _impostor(tokens.key.kid, tokens.rogue_key.private_pem, tokens.rogue_key.cert_pem)
+
+
+@functools.cache
+def _impostor(kid: str, private_pem: str, cert_pem: str) -> SigningKey:
+    # One instance per key pair, so its loaded signer is reused across tests.
+    return SigningKey(kid, private_pem, cert_pem)
 
 
 def event_for(client: AddonClient, path: str) -> dict[str, Any]:
@@ -135,7 +117,7 @@ def refused(
     status: int = 401,
 ) -> str:
     """POST without AddonClient's defaults; assert the refusal and that nothing changed."""
-    before = table_counts(db)
+    before = row_counts(db)
     headers = {} if authorization is None else {"Authorization": authorization}
     if data is not None:
         response = client.client.post(
@@ -147,7 +129,7 @@ def refused(
     payload = response.get_json()
     assert isinstance(payload, dict) and set(payload) == {"error"}, payload
     assert isinstance(payload["error"], str) and payload["error"]
-    assert table_counts(db) == before
+    assert row_counts(db) == before
     return str(payload["error"])
 
 
@@ -464,10 +446,10 @@ def test_hd_claim_names_the_workspace_and_first_member_is_admin(
     second.post("/homepage")
     assert member_row(db, "rep@acme.test") == ("acme.test", "rep", False)
     # Seeing the same people again creates nothing.
-    before = table_counts(db)
+    before = row_counts(db)
     first.post("/homepage")
     second.post("/homepage")
-    assert table_counts(db) == before
+    assert row_counts(db) == before
     assert before["workspaces"] == 1 and before["members"] == 2
 
 
@@ -482,10 +464,10 @@ def test_consumer_accounts_get_a_workspace_of_their_own(
     assert member_row(db, "bob@gmail.com") == ("bob@gmail.com", "admin", True)
     alice.action("create_record", parameters={"folder": "contacts"}, form={"first_name": "Carol"})
     carol = record_id(db, "Carol", "alice@gmail.com")
-    before = table_counts(db)
+    before = row_counts(db)
     data = bob.action("open_record", expect=403, parameters={"record_id": str(carol)})
     assert data["error"]
-    assert table_counts(db) == before
+    assert row_counts(db) == before
 
 
 def test_members_of_one_domain_share_records(app: Flask, tokens: TokenFactory, db: Session) -> None:
@@ -562,7 +544,7 @@ def victim(addon: AddonClient, db: Session) -> dict[str, int]:
 
 
 def snapshot(db: Session, ids: dict[str, int]) -> dict[str, Any]:
-    return {"counts": table_counts(db), **{k: record_state(db, v) for k, v in ids.items()}}
+    return {"counts": row_counts(db), **{k: record_state(db, v) for k, v in ids.items()}}
 
 
 # (action, parameters, form); "{id}" is replaced by the victim contact's id.

@@ -6,16 +6,14 @@ and every card through the strict card check of AddonClient.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event, func, select
+from sqlalchemy import Connection, event, select
 from sqlalchemy.orm import Session
 
 from addon.crm.models import (
-    Base,
     Folder,
     Member,
     Note,
@@ -28,6 +26,8 @@ from addon.crm.models import (
 from addon.crm.records import link_thread, save_record
 from addon.crm.workspaces import folders_by_key, resolve_member
 from addon.gmail.fake_server import FakeGmail, FakeMessage
+from tests.cardcheck import walk
+from tests.dbstate import row_counts
 from tests.google_fakes import AddonClient
 
 ACCESS_TOKEN = "gmail-access-token-1"
@@ -85,16 +85,6 @@ def pushed(data: dict[str, Any]) -> dict[str, Any]:
     assert found, data
     result: dict[str, Any] = found[-1]
     return result
-
-
-def walk(node: Any) -> Iterator[tuple[str, Any]]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield key, value
-            yield from walk(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from walk(item)
 
 
 def buttons(card: dict[str, Any]) -> list[dict[str, Any]]:
@@ -174,14 +164,6 @@ def form_of(card: dict[str, Any]) -> dict[str, list[str]]:
             if chosen:
                 form[value["name"]] = chosen
     return form
-
-
-def row_counts(db: Session) -> dict[str, int]:
-    """Rows in every table, to show that a request wrote nothing."""
-    return {
-        table.name: db.execute(select(func.count()).select_from(table)).scalar_one()
-        for table in Base.metadata.sorted_tables
-    }
 
 
 def message_requests(gmail: FakeGmail) -> list[dict[str, Any]]:

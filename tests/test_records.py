@@ -17,17 +17,8 @@ from addon.crm.models import (
     RecordRelation,
     ThreadLink,
 )
-from addon.db import Base
+from tests.dbstate import row_counts
 from tests.google_fakes import AddonClient
-
-
-def row_counts(db: Session) -> dict[str, int]:
-    """Rows in every table, to show that a refused request wrote nothing."""
-    db.expire_all()
-    return {
-        t.name: db.execute(select(func.count()).select_from(t)).scalar_one()
-        for t in Base.metadata.sorted_tables
-    }
 
 
 def card_of(data: dict[str, Any]) -> dict[str, Any]:

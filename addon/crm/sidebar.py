@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.header
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from addon.crm.records import (
 )
 from addon.gmail.addresses import (
     Address,
+    decode_header_text,
     email_domain,
     is_automated_sender,
     is_free_mail,
@@ -95,19 +95,6 @@ class MessageContext:
         return values
 
 
-def decode_subject(value: str) -> str:
-    """A Subject header as text: unfolded, RFC 2047 encoded words decoded; never raises."""
-    text = " ".join(value.split())
-    if "=?" not in text:
-        return text
-    try:
-        decoded = str(email.header.make_header(email.header.decode_header(text)))
-    except Exception:
-        # Unknown charsets or broken encodings: show the header as it came.
-        return text
-    return " ".join(decoded.split()) or text
-
-
 def _company_name_from_domain(domain: str) -> str:
     label = domain.split(".", 1)[0]
     return " ".join(part.capitalize() for part in label.replace("_", "-").split("-") if part)
@@ -157,7 +144,7 @@ def build_message_context(
 
     context = MessageContext(
         thread_id=thread_id,
-        subject=decode_subject(headers.get("subject", "")),
+        subject=decode_header_text(headers.get("subject", "")),
         user_is_sender=user_is_sender,
         focus=focus,
         others=others,

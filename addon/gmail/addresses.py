@@ -17,6 +17,7 @@ __all__ = [
     "FREE_MAIL_DOMAINS",
     "Address",
     "canonical_email",
+    "decode_header_text",
     "email_domain",
     "is_automated_sender",
     "is_free_mail",
@@ -194,6 +195,12 @@ def _repair_surrogates(text: str) -> str:
     except UnicodeDecodeError:
         # Unlabelled 8-bit headers are overwhelmingly Windows-1252 when not UTF-8.
         return raw.decode("cp1252", "replace")
+
+
+def decode_header_text(value: str) -> str:
+    """An unstructured header (Subject) as display text: unfolded, encoded words decoded."""
+    text = _WHITESPACE_RE.sub(" ", value).strip()
+    return _WHITESPACE_RE.sub(" ", _decode_words(text)).strip() or text
 
 
 def _decode_words(value: str) -> str:

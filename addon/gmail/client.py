@@ -81,8 +81,9 @@ _connections = threading.local()
 
 def _connection(timeout: int) -> httplib2.Http:
     """One keep-alive HTTP connection pool per thread (httplib2 is not thread-safe)."""
-    pool: dict[int, httplib2.Http] = getattr(_connections, "pool", None) or {}
-    _connections.pool = pool
+    if not hasattr(_connections, "pool"):
+        _connections.pool = {}
+    pool: dict[int, httplib2.Http] = _connections.pool
     if timeout not in pool:
         pool[timeout] = httplib2.Http(timeout=timeout)
     return pool[timeout]

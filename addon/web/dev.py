@@ -8,7 +8,6 @@ real event objects to the service's real endpoints.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_from_directory
 
 from addon.auth.devkeys import SigningKey, TokenMinter
+from addon.gmail.addresses import decode_header_text
 from addon.gmail.demo_mailbox import demo_messages
 from addon.gmail.fake_server import FakeGmail, FakeGmailServer
 
@@ -56,13 +56,6 @@ def _minter() -> TokenMinter:
     return minter
 
 
-def _decoded(value: str) -> str:
-    try:
-        return str(make_header(decode_header(value)))
-    except (ValueError, LookupError, UnicodeDecodeError):
-        return value
-
-
 @bp.get("/")
 def page() -> Response:
     """The simulator page."""
@@ -91,9 +84,9 @@ def inbox() -> Response:
         {
             "id": m.id,
             "threadId": m.thread_id,
-            "from": _decoded(m.header("From")),
-            "to": _decoded(m.header("To")),
-            "subject": _decoded(m.header("Subject")),
+            "from": decode_header_text(m.header("From")),
+            "to": decode_header_text(m.header("To")),
+            "subject": decode_header_text(m.header("Subject")),
             "date": m.header("Date"),
             "snippet": m.snippet,
             "labels": m.label_ids,
