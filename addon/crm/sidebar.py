@@ -19,6 +19,7 @@ from addon.crm.records import (
 )
 from addon.gmail.addresses import (
     Address,
+    canonical_email,
     decode_header_text,
     email_domain,
     is_automated_sender,
@@ -73,26 +74,6 @@ class MessageContext:
     def primary(self) -> Participant | None:
         """The person the card is about."""
         return self.focus[0] if self.focus else None
-
-    def prefill(self) -> dict[str, Any]:
-        """Values for the Add contact form of the primary person."""
-        person = self.primary
-        if person is None:
-            return {}
-        first, last = split_display_name(person.address.name, person.address.email)
-        values: dict[str, Any] = {
-            "first_name": first,
-            "last_name": last,
-            "emails": [person.address.email],
-        }
-        if self.company is not None:
-            values["company"] = (
-                self.company.existing.title
-                if self.company.existing
-                else self.company.suggested_name
-            )
-        values["lead_source"] = "email"
-        return values
 
 
 def _company_name_from_domain(domain: str) -> str:
@@ -161,34 +142,53 @@ def build_message_context(
         company_ids = [r.id for r in context.detail.links.get("company", [])]
         context.open_deals = open_deals_for(session, [primary.contact.id, *company_ids])
     elif primary.suggestible:
-        domain = registrable_domain(email_domain(primary.address.email))
-        business = (
-            domain is not None
-            and not is_free_mail(primary.address.email, free_mail_extra)
-            and domain != registrable_domain(own_domain or "")
-        )
-        if business and domain:
-            existing = find_company_by_domain(session, member.workspace_id, domain)
-            context.company = CompanySuggestion(domain, existing, _company_name_from_domain(domain))
+        context.company = suggest_company(session, member, primary.address.email, free_mail_extra)
     return context
+
+
+def suggest_company(
+    session: Session, member: Member, email: str, free_mail_extra: frozenset[str] = frozenset()
+) -> CompanySuggestion | None:
+    """The company of a business address: matched by registrable domain, else a name to create.
+
+    None for free-mail providers and the workspace's own domain.
+    """
+    own_domain = member.workspace.domain if not member.workspace.is_consumer else ""
+    domain = registrable_domain(email_domain(email))
+    if (
+        domain is None
+        or is_free_mail(email, free_mail_extra)
+        or domain == registrable_domain(own_domain or "")
+    ):
+        return None
+    existing = find_company_by_domain(session, member.workspace_id, domain)
+    return CompanySuggestion(domain, existing, _company_name_from_domain(domain))
 
 
 def contact_prefill(
     session: Session, member: Member, email: str, name: str
 ) -> tuple[dict[str, Any], str | None]:
     """Add-contact form values for an address, and the company domain to create with it."""
-    headers = {"from": f'"{name}" <{email}>' if name else email}
-    context = build_message_context(session, member, thread_id="", headers=headers)
-    if context.primary is None and email:
-        # The user's own teammates are not focused on; still let the rep add them.
-        first, last = split_display_name(name, email)
-        return {
-            "first_name": first,
-            "last_name": last,
-            "emails": [email],
-            "lead_source": "email",
-        }, None
-    domain = (
-        context.company.domain if context.company and context.company.existing is None else None
-    )
-    return context.prefill(), domain
+    if not email:
+        return {}, None
+    address = canonical_email(email) or email
+    first, last = split_display_name(name, address)
+    values: dict[str, Any] = {
+        "first_name": first,
+        "last_name": last,
+        "emails": [address],
+        "lead_source": "email",
+    }
+    # No company for the user's own address, automated senders, or known contacts.
+    if (
+        address != canonical_email(email)
+        or address == member.email
+        or is_automated_sender(address)
+        or find_contacts_by_email(session, member.workspace_id, [address])
+    ):
+        return values, None
+    company = suggest_company(session, member, address)
+    if company is None:
+        return values, None
+    values["company"] = company.existing.title if company.existing else company.suggested_name
+    return values, None if company.existing else company.domain
