@@ -201,10 +201,11 @@ def test_parse_address_list_survives_parser_crashes(monkeypatch: pytest.MonkeyPa
     def boom(*args: object, **kwargs: object) -> object:
         raise RuntimeError("parser bug")
 
+    # Encoded words keep these headers off the plain fast path, so the stdlib parsers run.
     monkeypatch.setattr(HeaderRegistry, "__call__", boom)
-    assert parse_address_list('"Doe, John" <j@x.com>') == [A("Doe, John", "j@x.com")]
+    assert parse_address_list("=?utf-8?q?Doe=2C_John?= <j@x.com>") == [A("Doe, John", "j@x.com")]
     monkeypatch.setattr(addr_mod.email.utils, "getaddresses", boom)
-    assert parse_address_list("j@x.com") == []
+    assert parse_address_list("=?utf-8?q?J?= <j@x.com>") == []
 
 
 @pytest.mark.parametrize(
@@ -642,3 +643,73 @@ def test_canonical_email_idempotent(raw: str) -> None:
         assert once.isascii()
         assert once == once.lower()
         assert canonical_email(once) == once
+
+
+# --- the plain-header fast path ----------------------------------------------------------
+
+
+def _agrees_with_full_parse(header: str) -> bool:
+    """True when the fast path applies; asserts it gives what both stdlib parsers give."""
+    simple = addr_mod._simple_pairs(header)
+    if simple is None:
+        return False
+    assert addr_mod._unique_addresses(simple) == addr_mod._full_parse(header), header
+    return True
+
+
+def test_fast_path_agrees_with_full_parse_on_corpus() -> None:
+    applied = 0
+    for path in CORPUS:
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.compat32)
+        for name in ("From", "To", "Cc"):
+            for value in msg.get_all(name) or []:
+                if isinstance(value, str):
+                    applied += _agrees_with_full_parse(" ".join(value.split()))
+    # The corpus is mostly plain headers; the fast path must actually be exercised.
+    assert applied > 20
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        '"Doe, John" <j@x.com>, Jane Roe <jane@y.org>',
+        "John Smith <John@Example.com>",
+        "'Single Quoted' <q@x.com>",
+        "José <jose@BÜCHER.de>",
+        "A <a@x.com>, B <A@X.COM>, a@x.com",
+        "  John   \t Smith  <j@x.com>",
+        "<john@example.com>",
+    ],
+)
+def test_fast_path_takes_plain_headers(header: str) -> None:
+    assert _agrees_with_full_parse(header)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "=?utf-8?q?Anna?= Smith <a@x.com>",
+        "Team: a@x.com, b@y.com;",
+        "bbb@ddd.com (John X. Doe)",
+        "x <a@b.com> junk <c@d.com>",
+        "MAILER DAEMON <>",
+        "a@b.com, , c@d",
+        '"Esc\\"aped" <e@x.com>',
+    ],
+)
+def test_fast_path_defers_unusual_headers(header: str) -> None:
+    assert addr_mod._simple_pairs(header) is None
+
+
+_PLAIN_NAME = st.text(alphabet="abcXYZ éü'.-,", max_size=15)
+_PLAIN_ITEM = st.one_of(
+    st.builds(lambda n, a: f'"{n}" <{a}>', _PLAIN_NAME, st.sampled_from(["a@x.com", "B@Y.ORG"])),
+    st.builds(lambda n, a: f"{n} <{a}>", _PLAIN_NAME, st.sampled_from(["c@z.de", "d@ü.de"])),
+    st.sampled_from(["e@x.com", "F@X.COM", "g@h.co.uk"]),
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(_PLAIN_ITEM, min_size=1, max_size=4).map(", ".join))
+def test_fast_path_agrees_with_full_parse_on_generated_headers(header: str) -> None:
+    _agrees_with_full_parse(header)

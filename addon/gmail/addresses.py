@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import email.policy
 import email.utils
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -52,6 +53,19 @@ _QUOTES = "\"'`\u201c\u201d\u2018\u2019\u00ab\u00bb"
 
 def canonical_email(raw: str) -> str | None:
     """Return the lowercase, IDNA-encoded form of an address, or None if it is invalid."""
+    # The same addresses recur in every header of a busy mailbox and IDNA encoding is
+    # the costly part, so plausible-length strings go through a cache.
+    if isinstance(raw, str) and len(raw) <= 400:
+        return _cached_canonical_email(raw)
+    return _safe_canonical_email(raw)
+
+
+@functools.lru_cache(maxsize=65536)
+def _cached_canonical_email(raw: str) -> str | None:
+    return _safe_canonical_email(raw)
+
+
+def _safe_canonical_email(raw: str) -> str | None:
     try:
         return _canonical_email(raw)
     except Exception:
@@ -122,7 +136,13 @@ def _parse_address_list(header: str | None) -> list[Address]:
     text = _LINE_BREAK_RE.sub(" ", text).strip()
     if not text:
         return []
+    simple = _simple_pairs(text)
+    if simple is not None:
+        return _unique_addresses(simple)
+    return _full_parse(text)
 
+
+def _full_parse(text: str) -> list[Address]:
     # Both parsers split the structure before decoding encoded words, so an encoded
     # name that decodes to "Doe, John" stays one address.
     registry_pairs = _registry_pairs(text)
@@ -151,6 +171,10 @@ def _parse_address_list(header: str | None) -> list[Address]:
         if canonical or not registry_pairs:
             candidates.append((_decode_words(raw_name), canonical or ""))
 
+    return _unique_addresses(candidates)
+
+
+def _unique_addresses(candidates: Iterable[tuple[str, str]]) -> list[Address]:
     result: list[Address] = []
     seen: set[str] = set()
     for name, canonical in candidates:
@@ -163,6 +187,48 @@ def _parse_address_list(header: str | None) -> list[Address]:
         seen.add(key)
         result.append(Address(name=clean, email=canonical))
     return result
+
+
+# One address of the overwhelmingly common shapes: `"Name" <addr>`, `Name <addr>`, `addr`.
+# Names hold no quotes, angle brackets, comments, colons or encoded words; the address
+# no spaces, quotes or brackets. Anything else goes through both stdlib parsers.
+_PLAIN_ADDR = r"[^\s\"<>()\[\]\\,;:@]+@[^\s\"<>()\[\]\\,;:@]+"
+_SIMPLE_ITEM_RE = re.compile(
+    r'\s*(?:(?:"(?P<quoted>[^"\\]*)"|(?P<bare>[^"<>()\\,;:@=]*?))\s*<(?P<angle>'
+    + _PLAIN_ADDR
+    + r")>|(?P<spec>"
+    + _PLAIN_ADDR
+    + r"))\s*(?:,|$)"
+)
+
+
+def _simple_pairs(text: str) -> list[tuple[str, str]] | None:
+    """Name/canonical pairs of a header made only of plain addresses, else None.
+
+    The full parse runs two stdlib parsers per header; this covers nearly every real
+    header at a fraction of the cost and defers every unusual shape to them.
+    """
+    if "=?" in text:
+        return None
+    pairs: list[tuple[str, str]] = []
+    position = 0
+    while position < len(text):
+        match = _SIMPLE_ITEM_RE.match(text, position)
+        if match is None or match.end() == position:
+            return None
+        raw_addr = match.group("angle") or match.group("spec")
+        canonical = canonical_email(raw_addr)
+        if canonical is None:
+            return None
+        name = match.group("quoted") if match.group("quoted") is not None else match.group("bare")
+        pairs.append((name or "", canonical))
+        position = match.end()
+    # As in the full parse, a repeated address takes the first name given for it.
+    first_names: dict[str, str] = {}
+    for name, canonical in pairs:
+        if name.strip():
+            first_names.setdefault(canonical, name)
+    return [(first_names.get(canonical, name), canonical) for name, canonical in pairs]
 
 
 def _registry_pairs(text: str) -> list[tuple[str, str]]:
@@ -287,6 +353,7 @@ def email_domain(email: str) -> str:
     return email.rpartition("@")[2].strip().strip(">").rstrip(".").lower()
 
 
+@functools.lru_cache(maxsize=65536)
 def registrable_domain(domain: str) -> str | None:
     """Return the domain registered under a public suffix (acme.co.uk), or None."""
     try:

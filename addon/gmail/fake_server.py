@@ -8,14 +8,16 @@ token verification can run against keys the tests own.
 from __future__ import annotations
 
 import base64
+import io
 import json
+import multiprocessing
 import threading
 from dataclasses import dataclass, field
 from email.utils import format_datetime, parsedate_to_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 
@@ -83,15 +85,14 @@ class FakeGmail:
 
     def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
         """The WSGI application."""
-        request = Request(environ)
-        response = self._dispatch(request)
-        return response(environ, start_response)
+        return self.handle(Request(environ))(environ, start_response)
 
     def _error(self, status: int, message: str) -> Response:
         body = {"error": {"code": status, "message": message, "errors": [{"message": message}]}}
         return Response(json.dumps(body), status=status, mimetype="application/json")
 
-    def _dispatch(self, request: Request) -> Response:
+    def handle(self, request: Request) -> Response:
+        """Answer one request."""
         self.requests.append(
             {
                 "method": request.method,
@@ -125,11 +126,58 @@ class FakeGmail:
         return self._error(404, f"Not found: {request.path}")
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """No access log: the fake's requests are recorded in FakeGmail.requests instead."""
+class _KeepAliveHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive, as Google's front ends offer; no access log.
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Skip the access log line."""
+    Werkzeug's development server closes every connection, which would make each
+    client call pay a TCP connect that real Gmail traffic does not.
+    """
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body leave in one write, flushed after each request; separate small
+    # writes on a kept-alive connection meet Nagle and delayed ACKs (40 ms stalls).
+    wbufsize = 65536
+    disable_nagle_algorithm = True
+    server: _FakeHTTPServer
+
+    def _serve(self) -> None:
+        path, _, query = self.path.partition("?")
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": self.command,
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": str(self.server.server_port),
+            "SERVER_PROTOCOL": self.protocol_version,
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "CONTENT_LENGTH": str(length),
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+        }
+        for name, value in self.headers.items():
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
+        response = self.server.state.handle(Request(environ))
+        data = response.get_data()
+        self.send_response(response.status_code)
+        self.send_header("Content-Type", response.content_type or "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Skip the access log: requests are recorded in FakeGmail.requests instead."""
+
+
+class _FakeHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], state: FakeGmail) -> None:
+        self.state = state
+        super().__init__(address, _KeepAliveHandler)
 
 
 class FakeGmailServer:
@@ -137,10 +185,9 @@ class FakeGmailServer:
 
     def __init__(self, state: FakeGmail | None = None, port: int = 0) -> None:
         self.state = state or FakeGmail()
-        self._server: BaseWSGIServer = make_server(
-            "127.0.0.1", port, self.state.wsgi, threaded=True, request_handler=_QuietHandler
-        )
+        self._server = _FakeHTTPServer(("127.0.0.1", port), self.state)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._child: multiprocessing.process.BaseProcess | None = None
 
     @property
     def url(self) -> str:
@@ -157,9 +204,25 @@ class FakeGmailServer:
         self._thread.start()
         return self
 
+    def start_in_child(self) -> FakeGmailServer:
+        """Serve from a forked process, with the state as it is now.
+
+        For benchmarks: a real Gmail API does not share the service's CPU or its GIL.
+        Later changes to `state`, including its request log, stay in this process.
+        """
+        self._child = multiprocessing.get_context("fork").Process(
+            target=self._server.serve_forever, daemon=True
+        )
+        self._child.start()
+        return self
+
     def stop(self) -> None:
         """Stop serving."""
-        self._server.shutdown()
+        if self._child is not None:
+            self._child.terminate()
+            self._child.join()
+        else:
+            self._server.shutdown()
         self._server.server_close()
 
 
