@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, Text, and_, bindparam, cast, delete, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from addon.crm.defaults import CLOSED_DEAL_STAGES
 from addon.crm.fields import FieldError, field_type
@@ -298,23 +298,43 @@ def load_values(session: Session, record: Record | None, fields: list[FieldDef])
     return {by_id[fid]: value for fid, value in rows if fid in by_id}
 
 
+# Statements of the hot read paths (contextual trigger, record card) are built once:
+# constructing a select() and its cache key costs more than running it on an index.
+_FIELDS_WITH_VALUES = (
+    select(FieldDef, FieldValue.value)
+    .outerjoin(
+        FieldValue,
+        and_(FieldValue.field_id == FieldDef.id, FieldValue.record_id == bindparam("record_id")),
+    )
+    .where(FieldDef.folder_id == bindparam("folder_id"), FieldDef.active.is_(True))
+    .order_by(FieldDef.position)
+)
+_OUTGOING_LINKS = (
+    select(RecordRelation.field_id, Record)
+    .join(Record, Record.id == RecordRelation.to_record_id)
+    .where(RecordRelation.from_record_id == bindparam("record_id"))
+    .order_by(Record.title)
+)
+_MEMBERS_BY_ID = select(Member).where(Member.id.in_(bindparam("ids", expanding=True)))
+
+
 def load_detail(session: Session, record: Record, *, full: bool = True) -> RecordDetail:
     """All a record card needs: values, links both ways, threads, notes, members.
 
     With full=False only values, outgoing links and members are loaded: what the
     contextual summary shows, in three statements fewer.
     """
-    fields = folder_fields(session, record.folder_id)
-    values = load_values(session, record, fields)
+    fields: list[FieldDef] = []
+    values: dict[str, Any] = {}
+    for fdef, value in session.execute(
+        _FIELDS_WITH_VALUES, {"record_id": record.id, "folder_id": record.folder_id}
+    ):
+        fields.append(fdef)
+        if value is not None and fdef.type != "link":
+            values[fdef.key] = value
     by_id = {f.id: f for f in fields}
     links: dict[str, list[Record]] = {f.key: [] for f in fields if f.type == "link"}
-    outgoing = session.execute(
-        select(RecordRelation.field_id, Record)
-        .join(Record, Record.id == RecordRelation.to_record_id)
-        .where(RecordRelation.from_record_id == record.id)
-        .order_by(Record.title)
-    )
-    for field_id, target in outgoing:
+    for field_id, target in session.execute(_OUTGOING_LINKS, {"record_id": record.id}):
         if field_id in by_id:
             links[by_id[field_id].key].append(target)
     related: dict[str, list[Record]] = {}
@@ -322,7 +342,7 @@ def load_detail(session: Session, record: Record, *, full: bool = True) -> Recor
     notes: list[Note] = []
     user_ids = {int(values[f.key]) for f in fields if f.type == "user" and values.get(f.key)}
     members = (
-        {m.id: m for m in session.execute(select(Member).where(Member.id.in_(user_ids))).scalars()}
+        {m.id: m for m in session.execute(_MEMBERS_BY_ID, {"ids": list(user_ids)}).scalars()}
         if user_ids
         else {}
     )
@@ -356,6 +376,17 @@ def load_detail(session: Session, record: Record, *, full: bool = True) -> Recor
     return RecordDetail(record, fields, values, links, related, threads, notes, members)
 
 
+_CONTACTS_BY_EMAIL = (
+    select(RecordEmail.email, Record)
+    .join(Record, Record.id == RecordEmail.record_id)
+    .where(
+        RecordEmail.workspace_id == bindparam("workspace_id"),
+        RecordEmail.email.in_(bindparam("emails", expanding=True)),
+    )
+    .order_by(Record.id)
+)
+
+
 def find_contacts_by_email(
     session: Session, workspace_id: int, emails: Iterable[str]
 ) -> dict[str, Record]:
@@ -363,12 +394,7 @@ def find_contacts_by_email(
     wanted = list(dict.fromkeys(e for e in emails if e))
     if not wanted:
         return {}
-    rows = session.execute(
-        select(RecordEmail.email, Record)
-        .join(Record, Record.id == RecordEmail.record_id)
-        .where(RecordEmail.workspace_id == workspace_id, RecordEmail.email.in_(wanted))
-        .order_by(Record.id)
-    )
+    rows = session.execute(_CONTACTS_BY_EMAIL, {"workspace_id": workspace_id, "emails": wanted})
     found: dict[str, Record] = {}
     for email, record in rows:
         found.setdefault(email, record)
@@ -386,54 +412,45 @@ def find_company_by_domain(session: Session, workspace_id: int, domain: str) -> 
     ).scalar_one_or_none()
 
 
+def _open_deals_statement() -> Select[tuple[Record, Any, Any]]:
+    stage_def, amount_def = aliased(FieldDef), aliased(FieldDef)
+    stage, amount = aliased(FieldValue), aliased(FieldValue)
+    linked = select(RecordRelation.from_record_id).where(
+        RecordRelation.to_record_id.in_(bindparam("ids", expanding=True))
+    )
+    return (
+        select(Record, stage.value, amount.value)
+        .join(Folder, Folder.id == Record.folder_id)
+        .outerjoin(stage_def, and_(stage_def.folder_id == Folder.id, stage_def.key == "stage"))
+        .outerjoin(stage, and_(stage.record_id == Record.id, stage.field_id == stage_def.id))
+        .outerjoin(amount_def, and_(amount_def.folder_id == Folder.id, amount_def.key == "amount"))
+        .outerjoin(amount, and_(amount.record_id == Record.id, amount.field_id == amount_def.id))
+        .where(
+            Record.id.in_(linked),
+            Folder.key == "deals",
+            # Closed deals are excluded before the limit, so a long history of won and
+            # lost deals never hides an open one. JSON text is '"won"' on both databases.
+            or_(
+                stage.value.is_(None),
+                cast(stage.value, Text).not_in([f'"{s}"' for s in sorted(CLOSED_DEAL_STAGES)]),
+            ),
+        )
+        .order_by(Record.id.desc())
+        .limit(20)
+    )
+
+
+_OPEN_DEALS = _open_deals_statement()
+
+
 def open_deals_for(session: Session, record_ids: Iterable[int]) -> list[tuple[Record, Any, Any]]:
-    """Open deals linked to these contacts or companies, with stage and amount."""
+    """Open deals linked to these contacts or companies, with stage and amount (one statement)."""
     ids = list(record_ids)
     if not ids:
         return []
-    # Closed deals are excluded in the query, before the limit, so a long history of
-    # won and lost deals never hides an open one. The check is correlated to each
-    # candidate deal, so it costs one index lookup per deal, not a scan of every
-    # closed deal in the workspace. JSON text is '"won"' on both databases.
-    closed = (
-        select(FieldValue.id)
-        .join(FieldDef, FieldDef.id == FieldValue.field_id)
-        .where(
-            FieldValue.record_id == Record.id,
-            FieldDef.key == "stage",
-            cast(FieldValue.value, Text).in_([f'"{stage}"' for stage in CLOSED_DEAL_STAGES]),
-        )
-        .exists()
-    )
-    deals = list(
-        session.execute(
-            select(Record)
-            .join(RecordRelation, Record.id == RecordRelation.from_record_id)
-            .join(Folder, Folder.id == Record.folder_id)
-            .where(
-                RecordRelation.to_record_id.in_(ids),
-                Folder.key == "deals",
-                ~closed,
-            )
-            .distinct()
-            .order_by(Record.id.desc())
-            .limit(20)
-        ).scalars()
-    )
-    if not deals:
-        return []
-    rows = session.execute(
-        select(FieldValue.record_id, FieldDef.key, FieldValue.value)
-        .join(FieldDef, FieldDef.id == FieldValue.field_id)
-        .where(
-            FieldValue.record_id.in_([d.id for d in deals]),
-            FieldDef.key.in_(["stage", "amount"]),
-        )
-    )
-    attrs: dict[int, dict[str, Any]] = {}
-    for record_id, key, value in rows:
-        attrs.setdefault(record_id, {})[key] = value
-    return [(d, attrs.get(d.id, {}).get("stage"), attrs.get(d.id, {}).get("amount")) for d in deals]
+    return [
+        (deal, stage, amount) for deal, stage, amount in session.execute(_OPEN_DEALS, {"ids": ids})
+    ]
 
 
 def search_records(
@@ -579,15 +596,16 @@ def unlink_thread(session: Session, record: Record, thread_id: str) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
+_LINKED_RECORD_IDS = select(ThreadLink.record_id).where(
+    ThreadLink.workspace_id == bindparam("workspace_id"),
+    ThreadLink.thread_id == bindparam("thread_id"),
+)
+
+
 def linked_record_ids(session: Session, workspace_id: int, thread_id: str) -> set[int]:
     """Ids of records the thread is linked to."""
-    return set(
-        session.execute(
-            select(ThreadLink.record_id).where(
-                ThreadLink.workspace_id == workspace_id, ThreadLink.thread_id == thread_id
-            )
-        ).scalars()
-    )
+    params = {"workspace_id": workspace_id, "thread_id": thread_id}
+    return set(session.execute(_LINKED_RECORD_IDS, params).scalars())
 
 
 def add_note(session: Session, member: Member, record: Record, body: str) -> Note:

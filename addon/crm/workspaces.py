@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,13 +38,18 @@ def provision_workspace(session: Session, domain: str, *, is_consumer: bool) -> 
     return workspace
 
 
+# Runs on every request, so it is built once.
+_MEMBER_BY_EMAIL = (
+    select(Member)
+    .join(Workspace, Member.workspace_id == Workspace.id)
+    .where(Workspace.domain == bindparam("domain"), Member.email == bindparam("email"))
+)
+
+
 def resolve_member(session: Session, domain: str, email: str, *, is_consumer: bool) -> Member:
     """Find or create the member for a verified user; the first member is the admin."""
-    member = session.execute(
-        select(Member)
-        .join(Workspace, Member.workspace_id == Workspace.id)
-        .where(Workspace.domain == domain, Member.email == email)
-    ).scalar_one_or_none()
+    params = {"domain": domain, "email": email}
+    member = session.execute(_MEMBER_BY_EMAIL, params).scalar_one_or_none()
     if member is not None:
         return member
     # Two first requests of one workspace can race; a savepoint lets the loser
