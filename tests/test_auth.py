@@ -295,12 +295,20 @@ def test_valid_request_is_accepted(addon: AddonClient, gmail: FakeGmail, path: s
 @pytest.mark.parametrize("case", list(SYSTEM_CASES))
 @pytest.mark.parametrize("path", PATHS)
 def test_bad_system_token_is_refused(
-    addon: AddonClient, tokens: TokenFactory, db: Session, path: str, case: str
+    addon: AddonClient,
+    tokens: TokenFactory,
+    db: Session,
+    gmail: FakeGmail,
+    path: str,
+    case: str,
 ) -> None:
+    add_message(gmail)
     make, reason = SYSTEM_CASES[case]
     authorization = make(tokens, BASE_URL + path)
     error = refused(addon, db, path, authorization=authorization, body=event_for(addon, path))
     assert reason in error
+    # The Gmail read starts early, but never before the system token is verified.
+    assert not [r for r in gmail.requests if "/messages/" in r["path"]]
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httplib2
 from google.auth.exceptions import GoogleAuthError
@@ -13,6 +15,8 @@ from google.oauth2.credentials import Credentials
 from google_auth_httplib2 import AuthorizedHttp
 from googleapiclient.discovery import Resource, build
 from googleapiclient.errors import HttpError
+
+T = TypeVar("T")
 
 # The headers the sidebar needs; metadata format returns only these.
 METADATA_HEADERS = (
@@ -87,6 +91,16 @@ def _connection(timeout: int) -> httplib2.Http:
     if timeout not in pool:
         pool[timeout] = httplib2.Http(timeout=timeout)
     return pool[timeout]
+
+
+# A small shared pool for Gmail reads that overlap other work of a request. Its
+# threads are reused, so each keeps its own keep-alive connections (see _connection).
+_background = ThreadPoolExecutor(max_workers=8, thread_name_prefix="gmail")
+
+
+def run_in_background(function: Callable[..., T], *args: Any) -> Future[T]:
+    """Run a Gmail call on the shared pool; the caller collects the result or exception."""
+    return _background.submit(function, *args)
 
 
 class GoogleMailbox:

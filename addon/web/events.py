@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,8 @@ class AddonRequest:
     actions: Actions
     form: dict[str, list[str]]
     parameters: dict[str, str]
+    # Work started before the user was resolved (see addon_endpoint's prefetch).
+    prefetched: Future[Any] | None = None
 
     def param(self, name: str, default: str = "") -> str:
         """A parameter copied from the clicked action."""
@@ -84,13 +87,19 @@ class AddonRequest:
 
     def mailbox(self) -> Mailbox:
         """Gmail access with this event's tokens."""
-        auth = _dict(self.event.get("authorizationEventObject"), "authorizationEventObject")
-        return GoogleMailbox(
-            current_app.config["GMAIL_API_URL"],
-            str(auth.get("userOAuthToken") or ""),
-            str(self.gmail.get("accessToken") or ""),
-            timeout=current_app.config["GMAIL_TIMEOUT_SECONDS"],
-        )
+        return mailbox_for(self.event)
+
+
+def mailbox_for(event: dict[str, Any]) -> Mailbox:
+    """Gmail access with an event's tokens."""
+    auth = _dict(event.get("authorizationEventObject"), "authorizationEventObject")
+    gmail = _dict(event.get("gmail"), "gmail")
+    return GoogleMailbox(
+        current_app.config["GMAIL_API_URL"],
+        str(auth.get("userOAuthToken") or ""),
+        str(gmail.get("accessToken") or ""),
+        timeout=current_app.config["GMAIL_TIMEOUT_SECONDS"],
+    )
 
 
 def _certs() -> CertificateCache:
@@ -119,8 +128,15 @@ def called_url() -> str:
     return url
 
 
-def authenticate() -> AddonRequest | Response:
-    """Verify the system and user ID tokens and resolve the calling member."""
+Prefetch = Callable[[dict[str, Any]], "Future[Any] | None"]
+
+
+def authenticate(prefetch: Prefetch | None = None) -> AddonRequest | Response:
+    """Verify the system and user ID tokens and resolve the calling member.
+
+    `prefetch` starts slow I/O (a Gmail read) once the system token has proved the
+    event comes from Google, so it overlaps verifying the user and loading the member.
+    """
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return _refuse(401, "missing bearer token")
@@ -146,6 +162,7 @@ def authenticate() -> AddonRequest | Response:
         _dict(event.get("gmail"), "gmail")
     except BadEvent as exc:
         return _refuse(400, str(exc))
+    pending = prefetch(event) if prefetch is not None else None
     user_token = auth.get("userIdToken")
     if not isinstance(user_token, str) or not user_token:
         return _refuse(401, "user token: missing (the userinfo.email scope is required)")
@@ -161,21 +178,28 @@ def authenticate() -> AddonRequest | Response:
     member = resolve_member(session, hosted_domain or email, email, is_consumer=not hosted_domain)
     g.member_id = member.id
     return AddonRequest(
-        event, member, session, Actions(current_app.config["BASE_URL"]), form, parameters
+        event, member, session, Actions(current_app.config["BASE_URL"]), form, parameters, pending
     )
 
 
 Handler = Callable[..., dict[str, Any] | Response]
 
 
-def addon_endpoint(handler: Handler) -> Callable[..., Any]:
-    """Wrap a view so it runs only for verified Google add-on requests."""
+def addon_endpoint(handler: Handler | None = None, *, prefetch: Prefetch | None = None) -> Any:
+    """Wrap a view so it runs only for verified Google add-on requests.
 
-    @functools.wraps(handler)
-    def view(*args: Any, **kwargs: Any) -> Any:
-        result = authenticate()
-        if isinstance(result, Response):
-            return result
-        return handler(result, *args, **kwargs)
+    Used bare (`@addon_endpoint`) or with a prefetch (`@addon_endpoint(prefetch=...)`),
+    whose future the view finds in `req.prefetched`.
+    """
 
-    return view
+    def wrap(view_function: Handler) -> Callable[..., Any]:
+        @functools.wraps(view_function)
+        def view(*args: Any, **kwargs: Any) -> Any:
+            result = authenticate(prefetch)
+            if isinstance(result, Response):
+                return result
+            return view_function(result, *args, **kwargs)
+
+        return view
+
+    return wrap(handler) if handler is not None else wrap

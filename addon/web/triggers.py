@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Any
 
 from flask import Blueprint
@@ -14,8 +15,8 @@ from addon.cards.widgets import card, decorated, esc, paragraph, section
 from addon.crm.records import find_contacts_by_email, recent_records, recently_created
 from addon.crm.sidebar import build_message_context
 from addon.gmail.addresses import canonical_email
-from addon.gmail.client import GmailError
-from addon.web.events import AddonRequest, addon_endpoint
+from addon.gmail.client import GmailError, MessageMeta, run_in_background
+from addon.web.events import AddonRequest, addon_endpoint, mailbox_for
 
 bp = Blueprint("triggers", __name__)
 
@@ -37,17 +38,25 @@ def homepage(req: AddonRequest) -> dict[str, Any]:
     )
 
 
+def _start_reading_message(event: dict[str, Any]) -> Future[MessageMeta] | None:
+    # The Gmail round trip is the slowest step of the contextual trigger; it starts
+    # while the user's token is verified and the member is loaded.
+    message_id = str(event["gmail"].get("messageId") or "") if event.get("gmail") else ""
+    if not message_id:
+        return None
+    return run_in_background(mailbox_for(event).get_message_metadata, message_id)
+
+
 @bp.post("/gmail/message")
-@addon_endpoint
+@addon_endpoint(prefetch=_start_reading_message)
 def gmail_message(req: AddonRequest) -> dict[str, Any]:
     """The contextual card for the open message."""
-    message_id = str(req.gmail.get("messageId") or "")
-    if not message_id:
+    if req.prefetched is None:
         return trigger_card(error_card("Inbox CRM", "No message is open."))
     if not can(req.member, "view"):
         return trigger_card(error_card("Inbox CRM", "Your role does not allow viewing records."))
     try:
-        meta = req.mailbox().get_message_metadata(message_id)
+        meta: MessageMeta = req.prefetched.result()
     except GmailError as exc:
         return trigger_card(
             error_card("Could not read this message", f"{exc}. Try reopening the message.")
