@@ -300,52 +300,70 @@ def load_values(session: Session, record: Record | None, fields: list[FieldDef])
 
 # Statements of the hot read paths (contextual trigger, record card) are built once:
 # constructing a select() and its cache key costs more than running it on an index.
-_FIELDS_WITH_VALUES = (
-    select(FieldDef, FieldValue.value)
-    .outerjoin(
-        FieldValue,
-        and_(FieldValue.field_id == FieldDef.id, FieldValue.record_id == bindparam("record_id")),
+def _detail_statement() -> Select[FieldDef, Any, Record | None, Member | None]:
+    # One row per field (per link target for link fields), with the stored value, the
+    # linked record and, for user fields, the member: a record's summary in one statement.
+    target, relation = aliased(Record), aliased(RecordRelation)
+    return (
+        select(FieldDef, FieldValue.value, target, Member)
+        .outerjoin(
+            FieldValue,
+            and_(
+                FieldValue.field_id == FieldDef.id, FieldValue.record_id == bindparam("record_id")
+            ),
+        )
+        .outerjoin(
+            relation,
+            and_(
+                FieldDef.type == "link",
+                relation.field_id == FieldDef.id,
+                relation.from_record_id == bindparam("record_id"),
+            ),
+        )
+        .outerjoin(target, target.id == relation.to_record_id)
+        .outerjoin(
+            Member,
+            and_(
+                FieldDef.type == "user",
+                Member.workspace_id == FieldDef.workspace_id,
+                # A user value is a member id stored as a JSON number: '7' as text on
+                # both databases, so the comparison never casts arbitrary JSON to int.
+                cast(Member.id, Text) == cast(FieldValue.value, Text),
+            ),
+        )
+        .where(FieldDef.folder_id == bindparam("folder_id"), FieldDef.active.is_(True))
+        .order_by(FieldDef.position, target.title)
     )
-    .where(FieldDef.folder_id == bindparam("folder_id"), FieldDef.active.is_(True))
-    .order_by(FieldDef.position)
-)
-_OUTGOING_LINKS = (
-    select(RecordRelation.field_id, Record)
-    .join(Record, Record.id == RecordRelation.to_record_id)
-    .where(RecordRelation.from_record_id == bindparam("record_id"))
-    .order_by(Record.title)
-)
-_MEMBERS_BY_ID = select(Member).where(Member.id.in_(bindparam("ids", expanding=True)))
+
+
+_DETAIL = _detail_statement()
 
 
 def load_detail(session: Session, record: Record, *, full: bool = True) -> RecordDetail:
     """All a record card needs: values, links both ways, threads, notes, members.
 
-    With full=False only values, outgoing links and members are loaded: what the
-    contextual summary shows, in three statements fewer.
+    With full=False only values, outgoing links and members are loaded (one
+    statement): what the contextual summary shows.
     """
     fields: list[FieldDef] = []
     values: dict[str, Any] = {}
-    for fdef, value in session.execute(
-        _FIELDS_WITH_VALUES, {"record_id": record.id, "folder_id": record.folder_id}
-    ):
-        fields.append(fdef)
-        if value is not None and fdef.type != "link":
+    links: dict[str, list[Record]] = {}
+    members: dict[int, Member] = {}
+    params = {"record_id": record.id, "folder_id": record.folder_id}
+    for fdef, value, target, user in session.execute(_DETAIL, params):
+        if not fields or fields[-1].id != fdef.id:
+            fields.append(fdef)
+        if fdef.type == "link":
+            targets = links.setdefault(fdef.key, [])
+            if target is not None:
+                targets.append(target)
+        elif value is not None:
             values[fdef.key] = value
-    by_id = {f.id: f for f in fields}
-    links: dict[str, list[Record]] = {f.key: [] for f in fields if f.type == "link"}
-    for field_id, target in session.execute(_OUTGOING_LINKS, {"record_id": record.id}):
-        if field_id in by_id:
-            links[by_id[field_id].key].append(target)
+        if user is not None:
+            members[user.id] = user
     related: dict[str, list[Record]] = {}
     threads: list[ThreadLink] = []
     notes: list[Note] = []
-    user_ids = {int(values[f.key]) for f in fields if f.type == "user" and values.get(f.key)}
-    members = (
-        {m.id: m for m in session.execute(_MEMBERS_BY_ID, {"ids": list(user_ids)}).scalars()}
-        if user_ids
-        else {}
-    )
     if not full:
         return RecordDetail(record, fields, values, links, related, threads, notes, members)
     incoming = session.execute(
@@ -376,29 +394,54 @@ def load_detail(session: Session, record: Record, *, full: bool = True) -> Recor
     return RecordDetail(record, fields, values, links, related, threads, notes, members)
 
 
-_CONTACTS_BY_EMAIL = (
-    select(RecordEmail.email, Record)
-    .join(Record, Record.id == RecordEmail.record_id)
-    .where(
-        RecordEmail.workspace_id == bindparam("workspace_id"),
-        RecordEmail.email.in_(bindparam("emails", expanding=True)),
+def _contacts_statement() -> Select[str, Record, bool]:
+    # Whether each contact is already linked to the open thread comes along as a
+    # correlated EXISTS on the thread-link index, saving a statement per message.
+    linked = (
+        select(ThreadLink.id)
+        .where(
+            ThreadLink.workspace_id == bindparam("workspace_id"),
+            ThreadLink.thread_id == bindparam("thread_id"),
+            ThreadLink.record_id == Record.id,
+        )
+        .exists()
     )
-    .order_by(Record.id)
-)
+    return (
+        select(RecordEmail.email, Record, linked)
+        .join(Record, Record.id == RecordEmail.record_id)
+        .where(
+            RecordEmail.workspace_id == bindparam("workspace_id"),
+            RecordEmail.email.in_(bindparam("emails", expanding=True)),
+        )
+        .order_by(Record.id)
+    )
+
+
+_CONTACTS_BY_EMAIL = _contacts_statement()
 
 
 def find_contacts_by_email(
     session: Session, workspace_id: int, emails: Iterable[str]
 ) -> dict[str, Record]:
     """Contacts whose emails include any of these addresses, by address (one statement)."""
+    return find_contacts_on_thread(session, workspace_id, emails, "")[0]
+
+
+def find_contacts_on_thread(
+    session: Session, workspace_id: int, emails: Iterable[str], thread_id: str
+) -> tuple[dict[str, Record], set[int]]:
+    """Contacts by address, and which of them the thread is linked to (one statement)."""
     wanted = list(dict.fromkeys(e for e in emails if e))
     if not wanted:
-        return {}
-    rows = session.execute(_CONTACTS_BY_EMAIL, {"workspace_id": workspace_id, "emails": wanted})
+        return {}, set()
+    params = {"workspace_id": workspace_id, "emails": wanted, "thread_id": thread_id}
     found: dict[str, Record] = {}
-    for email, record in rows:
+    linked: set[int] = set()
+    for email, record, is_linked in session.execute(_CONTACTS_BY_EMAIL, params):
         found.setdefault(email, record)
-    return found
+        if is_linked:
+            linked.add(record.id)
+    return found, linked
 
 
 def find_company_by_domain(session: Session, workspace_id: int, domain: str) -> Record | None:
@@ -412,7 +455,7 @@ def find_company_by_domain(session: Session, workspace_id: int, domain: str) -> 
     ).scalar_one_or_none()
 
 
-def _open_deals_statement() -> Select[tuple[Record, Any, Any]]:
+def _open_deals_statement() -> Select[Record, Any, Any]:
     stage_def, amount_def = aliased(FieldDef), aliased(FieldDef)
     stage, amount = aliased(FieldValue), aliased(FieldValue)
     linked = select(RecordRelation.from_record_id).where(

@@ -13,7 +13,7 @@ from addon.crm.records import (
     RecordDetail,
     find_company_by_domain,
     find_contacts_by_email,
-    linked_record_ids,
+    find_contacts_on_thread,
     load_detail,
     open_deals_for,
 )
@@ -102,8 +102,8 @@ def build_message_context(
             seen.add(address.email)
             automated = is_automated_sender(address.email) or (role == "from" and mailing_list)
             participants.append(Participant(address, role, automated=automated))
-    contacts = find_contacts_by_email(
-        session, member.workspace_id, [p.address.email for p in participants]
+    contacts, linked_ids = find_contacts_on_thread(
+        session, member.workspace_id, [p.address.email for p in participants], thread_id
     )
     for person in participants:
         person.contact = contacts.get(person.address.email)
@@ -130,9 +130,7 @@ def build_message_context(
         focus=focus,
         others=others,
         mailing_list=mailing_list,
-        linked_ids=linked_record_ids(session, member.workspace_id, thread_id)
-        if thread_id
-        else set(),
+        linked_ids=linked_ids,
     )
     primary = context.primary
     if primary is None:
