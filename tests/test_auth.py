@@ -18,7 +18,8 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from addon.auth.tokens import CertificateCache
+from addon.auth import tokens as tokens_module
+from addon.auth.tokens import CertificateCache, TokenError, verify_id_token
 from addon.crm.models import FieldDef, FieldValue, Folder, Member, Note, Record, ThreadLink
 from addon.crm.models import Workspace as WorkspaceRow
 from addon.gmail.fake_server import FakeGmail, FakeMessage
@@ -800,3 +801,66 @@ def test_forced_refetches_are_spaced_out(gmail: FakeGmail, gmail_server: Any) ->
     cache._fetched_at -= 31
     cache.get(refresh=True)
     assert certs_fetches(gmail) == 2
+
+
+# --- remembered tokens ---------------------------------------------------------------------
+
+
+def _decode_counter(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    original = tokens_module.jwt.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(token)
+        return original(token, *args, **kwargs)
+
+    monkeypatch.setattr(tokens_module.jwt, "decode", counting)
+    return calls
+
+
+def test_a_verified_token_is_remembered_for_its_audience_only(
+    gmail: FakeGmail, gmail_server: Any, tokens: TokenFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = CertificateCache(gmail_server.certs_url, max_age=3600)
+    calls = _decode_counter(monkeypatch)
+    token = tokens.system_token(BASE_URL + "/homepage")
+    first = verify_id_token(token, BASE_URL + "/homepage", cache)
+    assert verify_id_token(token, BASE_URL + "/homepage", cache) == first
+    assert len(calls) == 1, "the second use is answered from memory"
+    with pytest.raises(TokenError, match="audience"):
+        verify_id_token(token, BASE_URL + "/gmail/message", cache)
+
+
+def test_a_remembered_token_still_expires(
+    gmail: FakeGmail, gmail_server: Any, tokens: TokenFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = CertificateCache(gmail_server.certs_url, max_age=3600)
+    token = tokens.system_token(BASE_URL + "/homepage")
+    claims = verify_id_token(token, BASE_URL + "/homepage", cache)
+    calls = _decode_counter(monkeypatch)
+    # One second past expiry the memory no longer answers; the full check decides again
+    # (and refuses: expired tokens are covered with the other token cases above).
+    later = float(claims["exp"]) + 1
+    monkeypatch.setattr(tokens_module.time, "time", lambda: later)
+    assert cache.verified(token, BASE_URL + "/homepage") is None
+    verify_id_token(token, BASE_URL + "/homepage", cache)
+    assert calls == [token]
+
+
+def test_remembered_tokens_are_forgotten_when_keys_change_or_certs_go_stale(
+    gmail: FakeGmail, gmail_server: Any, tokens: TokenFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = CertificateCache(gmail_server.certs_url, max_age=3600, min_refresh_gap=0)
+    token = tokens.system_token(BASE_URL + "/homepage")
+    verify_id_token(token, BASE_URL + "/homepage", cache)
+    # Stale certificates: the memory is not trusted past the certificates' own lifetime.
+    cache._fetched_at -= cache.max_age + 1
+    assert cache.verified(token, BASE_URL + "/homepage") is None
+    verify_id_token(token, BASE_URL + "/homepage", cache)
+    # Google withdraws the key: a refetch with a different key set forgets everything.
+    rotated = SigningKey.generate("rotated-key")
+    monkeypatch.setattr(gmail, "certs", {rotated.kid: rotated.cert_pem})
+    cache.get(refresh=True)
+    assert cache.verified(token, BASE_URL + "/homepage") is None
+    with pytest.raises(TokenError):
+        verify_id_token(token, BASE_URL + "/homepage", cache)

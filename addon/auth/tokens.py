@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 import requests
@@ -11,6 +12,8 @@ from google.auth import exceptions as google_exceptions
 from google.auth import jwt
 
 GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
+# Enough for every user active within an hour on one instance; memory stays bounded.
+VERIFIED_TOKENS_KEPT = 4096
 
 
 class TokenError(Exception):
@@ -36,6 +39,9 @@ class CertificateCache:
         self._certs: dict[str, str] = {}
         self._fetched_at = 0.0
         self._lock = threading.Lock()
+        # Google sends the same user ID token with every event for its hour of life, so
+        # a token already verified against the current certificates is remembered.
+        self._verified: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
 
     def get(self, *, refresh: bool = False) -> dict[str, str]:
         """The current certificates by key id, refetched when stale or asked to."""
@@ -51,9 +57,34 @@ class CertificateCache:
                     raise TokenError("signing certificates are unavailable") from exc
                 if not isinstance(certs, dict):
                     raise TokenError("signing certificates are malformed")
-                self._certs = {str(k): str(v) for k, v in certs.items()}
+                fresh = {str(k): str(v) for k, v in certs.items()}
+                if fresh != self._certs:
+                    # Keys were rotated or withdrawn: verify everything again.
+                    self._verified.clear()
+                self._certs = fresh
                 self._fetched_at = time.monotonic()
             return self._certs
+
+    def verified(self, token: str, audience: str) -> dict[str, Any] | None:
+        """Claims of a token verified earlier for this audience, while certs and token are fresh."""
+        with self._lock:
+            claims = self._verified.get((token, audience))
+            if claims is None:
+                return None
+            fresh_certs = time.monotonic() - self._fetched_at <= self.max_age
+            # Strictly before expiry: no clock-skew allowance for a remembered token.
+            if not fresh_certs or not time.time() < float(claims.get("exp", 0)):
+                del self._verified[(token, audience)]
+                return None
+            self._verified.move_to_end((token, audience))
+            return dict(claims)
+
+    def remember(self, token: str, audience: str, claims: dict[str, Any]) -> None:
+        """Remember a token that passed every check."""
+        with self._lock:
+            self._verified[(token, audience)] = dict(claims)
+            while len(self._verified) > VERIFIED_TOKENS_KEPT:
+                self._verified.popitem(last=False)
 
 
 def _key_id(token: str) -> str | None:
@@ -71,6 +102,9 @@ def verify_id_token(token: str, audience: str, certs: CertificateCache) -> dict[
     """Check signature, expiry, audience, issuer and verified email; return the claims."""
     if not token or token.count(".") != 2:
         raise TokenError("token is malformed")
+    remembered = certs.verified(token, audience)
+    if remembered is not None:
+        return remembered
     kid = _key_id(token)
     keys = certs.get()
     if kid is not None and kid not in keys:
@@ -93,4 +127,5 @@ def verify_id_token(token: str, audience: str, certs: CertificateCache) -> dict[
         raise TokenError("token email is not verified")
     if not claims.get("email"):
         raise TokenError("token carries no email")
+    certs.remember(token, audience, claims)
     return claims

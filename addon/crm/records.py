@@ -639,18 +639,6 @@ def unlink_thread(session: Session, record: Record, thread_id: str) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
-_LINKED_RECORD_IDS = select(ThreadLink.record_id).where(
-    ThreadLink.workspace_id == bindparam("workspace_id"),
-    ThreadLink.thread_id == bindparam("thread_id"),
-)
-
-
-def linked_record_ids(session: Session, workspace_id: int, thread_id: str) -> set[int]:
-    """Ids of records the thread is linked to."""
-    params = {"workspace_id": workspace_id, "thread_id": thread_id}
-    return set(session.execute(_LINKED_RECORD_IDS, params).scalars())
-
-
 def add_note(session: Session, member: Member, record: Record, body: str) -> Note:
     """Add a note to a record; empty or oversized notes are refused."""
     text = body.strip()
