@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -40,6 +41,8 @@ class Workspace(Base):
     # The `hd` claim for Workspace users, the user's own address for consumer accounts.
     domain: Mapped[str] = mapped_column(String(255), unique=True)
     is_consumer: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Workspace-wide preferences (default phone region, time zone ...), set by admins.
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -71,6 +74,8 @@ class Folder(Base):
     name: Mapped[str] = mapped_column(String(100))
     singular: Mapped[str] = mapped_column(String(100))
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # Deactivated folders keep their records but leave every list and form.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class FieldDef(Base):
@@ -90,6 +95,8 @@ class FieldDef(Base):
     required: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # The next auto-number of this field; numbers are taken under a row lock, never reused.
+    next_number: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class Record(Base):
@@ -121,13 +128,22 @@ class FieldValue(Base):
     """The value of one field of one record, stored as JSON of the field type's shape."""
 
     __tablename__ = "field_values"
-    __table_args__ = (UniqueConstraint("record_id", "field_id"),)
+    __table_args__ = (
+        UniqueConstraint("record_id", "field_id"),
+        # Saved views filter and sort on these keys of one field at a time.
+        Index("ix_field_values_field_text", "field_id", "text_key"),
+        Index("ix_field_values_field_num", "field_id", "num_key"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
     record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
     field_id: Mapped[int] = mapped_column(ForeignKey("field_defs.id"), index=True)
     value: Mapped[Any] = mapped_column(JSONValue)
+    # Derived from `value` by the field type: lowercased text ("|a|b|" for lists) and a
+    # number, so views compare plain indexed columns instead of JSON on two databases.
+    text_key: Mapped[str | None] = mapped_column(String(255))
+    num_key: Mapped[float | None] = mapped_column(Float)
 
 
 class RecordEmail(Base):
@@ -225,3 +241,59 @@ class RecentView(Base):
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
     viewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SavedView(Base):
+    """A saved filter over one folder (NetHunt's subfolders); the segments of mail merge."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (Index("ix_saved_views_folder", "workspace_id", "folder_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id"))
+    # None for a view shared with the workspace; else visible to its owner only.
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    # {"match": "all" | "any", "conditions": [{"field", "op", "value"}], "sort": {...}}
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MergedRecord(Base):
+    """A record merged away: its id keeps resolving to the survivor."""
+
+    __tablename__ = "merged_records"
+
+    # No foreign key: the merged record's row is gone, its id lives on here.
+    merged_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    survivor_id: Mapped[int] = mapped_column(
+        ForeignKey("records.id", ondelete="CASCADE"), index=True
+    )
+    merged_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    merged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEntry(Base):
+    """Who changed what and when, with before and after values."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        Index("ix_audit_entries_workspace_time", "workspace_id", "created_at"),
+        Index("ix_audit_entries_record_time", "record_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    # create, update, delete, merge, mass_update, import, export, field_change ...
+    action: Mapped[str] = mapped_column(String(40))
+    # No foreign key: the history of a deleted or merged record is kept.
+    record_id: Mapped[int | None] = mapped_column(Integer)
+    folder_id: Mapped[int | None] = mapped_column(Integer)
+    summary: Mapped[str] = mapped_column(String(500), default="")
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONValue)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONValue)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
