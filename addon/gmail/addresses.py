@@ -190,11 +190,12 @@ def _unique_addresses(candidates: Iterable[tuple[str, str]]) -> list[Address]:
 
 
 # One address of the overwhelmingly common shapes: `"Name" <addr>`, `Name <addr>`, `addr`.
-# Names hold no quotes, angle brackets, comments, colons or encoded words; the address
-# no spaces, quotes or brackets. Anything else goes through both stdlib parsers.
+# Names hold no quotes, angle brackets, comments, colons, dots (obsolete phrase syntax the
+# stdlib parsers treat specially) or encoded words; the address no spaces, quotes or
+# brackets. Anything else goes through both stdlib parsers.
 _PLAIN_ADDR = r"[^\s\"<>()\[\]\\,;:@]+@[^\s\"<>()\[\]\\,;:@]+"
 _SIMPLE_ITEM_RE = re.compile(
-    r'\s*(?:(?:"(?P<quoted>[^"\\]*)"|(?P<bare>[^"<>()\\,;:@=]*?))\s*<(?P<angle>'
+    r'\s*(?:(?:"(?P<quoted>[^"\\]*)"|(?P<bare>[^"<>()\\,;:@=.]*?))\s*<(?P<angle>'
     + _PLAIN_ADDR
     + r")>|(?P<spec>"
     + _PLAIN_ADDR
