@@ -13,10 +13,12 @@ from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from addon import create_app
+from addon.crm.workspaces import folders_by_key, resolve_member
 from addon.db import Base, make_engine
 from addon.gmail.fake_server import FakeGmail, FakeGmailServer
 from addon.migrations import upgrade
 from tests.cardcheck import BASE_URL
+from tests.crmdata import Crm
 from tests.google_fakes import CLIENT_ID, SERVICE_ACCOUNT, AddonClient, SigningKey, TokenFactory
 
 
@@ -137,3 +139,11 @@ def other_tenant(app: Flask, tokens: TokenFactory, gmail: FakeGmail) -> AddonCli
 
 
 __all__ = ["Base"]
+
+
+@pytest.fixture
+def crm(db: Session) -> Crm:
+    """The acme.test workspace (rep@acme.test is its first member, so its admin)."""
+    member = resolve_member(db, "acme.test", "rep@acme.test", is_consumer=False)
+    db.flush()
+    return Crm(db, member, folders_by_key(db, member.workspace_id))

@@ -6,7 +6,6 @@ and every card through the strict card check of AddonClient.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -14,8 +13,6 @@ from sqlalchemy import Connection, event, select
 from sqlalchemy.orm import Session
 
 from addon.crm.models import (
-    Folder,
-    Member,
     Note,
     Record,
     RecordDomain,
@@ -23,43 +20,15 @@ from addon.crm.models import (
     RecordRelation,
     ThreadLink,
 )
-from addon.crm.records import link_thread, save_record
-from addon.crm.workspaces import folders_by_key, resolve_member
 from addon.gmail.fake_server import FakeGmail, FakeMessage
 from tests.cardcheck import walk
+from tests.crmdata import Crm
 from tests.dbstate import row_counts
 from tests.google_fakes import AddonClient
 
 ACCESS_TOKEN = "gmail-access-token-1"
 
 # --------------------------------------------------------------------------- helpers
-
-
-@dataclass
-class Crm:
-    """Arranges records directly in the test transaction, as the rep of acme.test."""
-
-    db: Session
-    member: Member
-    folders: dict[str, Folder]
-
-    def save(self, folder: str, **fields: str | list[str]) -> Record:
-        form = {k: v if isinstance(v, list) else [v] for k, v in fields.items()}
-        record = save_record(self.db, self.member, self.folders[folder], form)
-        self.db.flush()
-        return record
-
-    def link(self, record: Record, thread_id: str, subject: str = "") -> None:
-        link_thread(self.db, self.member, record, thread_id, subject)
-        self.db.flush()
-
-
-@pytest.fixture
-def crm(db: Session) -> Crm:
-    """The acme.test workspace, created before the first request."""
-    member = resolve_member(db, "acme.test", "rep@acme.test", is_consumer=False)
-    db.flush()
-    return Crm(db, member, folders_by_key(db, member.workspace_id))
 
 
 def add_message(
@@ -203,7 +172,7 @@ def ada(crm: Crm) -> dict[str, Record]:
         first_name="Ada",
         last_name="Lovelace",
         emails="ada@globex.com",
-        phones="+1 555 0100",
+        phones="+1 650 253 0000",
         job_title="CTO",
         company=f"#{globex.id}",
         lifecycle_stage="qualified",
@@ -247,7 +216,7 @@ def test_known_sender_card_shows_contact_company_and_open_deals(
     assert card["header"]["subtitle"] == "Renewal"
 
     assert line(card, "CTO")["topLabel"] == "Job title"
-    assert line(card, "+1 555 0100")["topLabel"] == "Phones"
+    assert line(card, "+1 650-253-0000")["topLabel"] == "Phones"
     assert line(card, "qualified")["topLabel"] == "Lifecycle stage"
     company_line = line(card, "Globex")
     assert action_of(company_line) == ("open_record", {"record_id": str(company.id)})

@@ -161,6 +161,21 @@ class RecordEmail(Base):
     email: Mapped[str] = mapped_column(String(320))
 
 
+class RecordPhone(Base):
+    """Index of E.164 phone numbers of records, for duplicate detection and lookup."""
+
+    __tablename__ = "record_phones"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "phone", "record_id"),
+        Index("ix_record_phones_record", "record_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(String(32))
+
+
 class RecordDomain(Base):
     """Index of registrable domains of company records."""
 

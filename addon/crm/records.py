@@ -4,23 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, Text, and_, bindparam, cast, delete, func, or_, select
+from sqlalchemy import Select, Text, and_, bindparam, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from addon.crm.audit import changed_values, record_audit
 from addon.crm.defaults import CLOSED_DEAL_STAGES
-from addon.crm.fields import FieldError, field_type
+from addon.crm.fields import FieldError, field_type, parse_formula
 from addon.crm.models import (
     FieldDef,
     FieldValue,
     Folder,
     Member,
+    MergedRecord,
     Note,
     RecentView,
     Record,
     RecordDomain,
     RecordEmail,
+    RecordPhone,
     RecordRelation,
     ThreadLink,
     utcnow,
@@ -68,6 +72,10 @@ def get_record(session: Session, workspace_id: int, record_id: int | str) -> Rec
     if not 0 < rid < 2**31:
         raise RecordNotFound(record_id)
     record = session.get(Record, rid)
+    if record is None:
+        # A merged-away id keeps working: it stands for the record it was merged into.
+        merged = session.get(MergedRecord, rid)
+        record = session.get(Record, merged.survivor_id) if merged is not None else None
     if record is None or record.workspace_id != workspace_id:
         # Another workspace's record is reported exactly like a missing one.
         raise RecordNotFound(record_id)
@@ -143,6 +151,16 @@ def _resolve_user(
     return member_id
 
 
+def runtime_options(fdef: FieldDef, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A field's options plus the workspace context its type reads (phone region, zone)."""
+    context = settings or {}
+    return {
+        **fdef.options,
+        "_region": str(context.get("default_region") or "US"),
+        "_tz": str(context.get("timezone") or "UTC"),
+    }
+
+
 def save_record(
     session: Session,
     member: Member,
@@ -151,24 +169,27 @@ def save_record(
     record: Record | None = None,
     *,
     company_domain: str | None = None,
+    source: str = "sidebar",
 ) -> Record:
     """Validate the form against the folder's fields and create or update the record.
 
     Only fields present in `form` are changed on update. Nothing is written when any
-    field is invalid: ValidationError lists every problem at once.
+    field is invalid: ValidationError lists every problem at once. Every way in (sidebar,
+    import, web form, mass update) comes through here, so the field rules hold for all.
     """
     workspace_id = member.workspace_id
     if folder.workspace_id != workspace_id:
         raise RecordNotFound(folder.id)
     fields = folder_fields(session, folder.id)
+    settings = member.workspace.settings
     errors: dict[str, str] = {}
     parsed: dict[str, Any] = {}
     for fdef in fields:
-        if record is not None and fdef.key not in form:
+        if fdef.key not in form and (record is not None or field_type(fdef.type).read_only):
             continue
         raw = [str(v) for v in form.get(fdef.key, [])]
         try:
-            value = field_type(fdef.type).parse(raw, fdef.options)
+            value = field_type(fdef.type).parse(raw, runtime_options(fdef, settings))
         except FieldError as exc:
             errors[fdef.key] = str(exc)
             continue
@@ -177,7 +198,7 @@ def save_record(
         elif value is not None and fdef.type == "user":
             value = _resolve_user(session, workspace_id, value, errors, fdef.key)
         elif value is not None and fdef.key == "domain":
-            domain = normalise_domain(value)
+            domain = normalise_domain(str(value))
             if domain is None:
                 errors[fdef.key] = f"“{value}” is not a domain"
                 continue
@@ -187,51 +208,154 @@ def save_record(
     current = load_values(session, record, fields) if record is not None else {}
     merged = {**current, **parsed}
     for fdef in fields:
-        if fdef.required and not merged.get(fdef.key) and fdef.key not in errors:
+        if not fdef.required or fdef.key in errors or field_type(fdef.type).read_only:
+            continue
+        if fdef.type == "link":
+            # Links live outside `current`: missing when sent empty, or not sent on create.
+            missing = (fdef.key in parsed or record is None) and not parsed.get(fdef.key)
+        else:
+            missing = not merged.get(fdef.key)
+        if missing:
             errors[fdef.key] = "is required"
     if folder.key == "contacts" and not errors and not _title_for("contacts", merged):
         errors["first_name"] = "enter a name or an email address"
     if errors:
         raise ValidationError(errors)
 
+    created = record is None
     if record is None:
         record = Record(workspace_id=workspace_id, folder_id=folder.id, created_by_id=member.id)
         session.add(record)
         session.flush()
+        for fdef in fields:
+            if fdef.type == "autonumber":
+                parsed[fdef.key] = merged[fdef.key] = _next_number(session, fdef)
     by_key = {f.key: f for f in fields}
+    for fdef in fields:
+        if fdef.type == "formula":
+            parsed[fdef.key] = merged[fdef.key] = _compute_formula(fdef, merged)
     for key, value in parsed.items():
         fdef = by_key[key]
         if fdef.type == "link":
             _write_links(session, member, record, fdef, value or [], company_domain)
             continue
-        _write_value(session, record, fdef, value)
-    record.title = _title_for(folder.key, merged)[:300]
-    record.search_key = record.title.lower()
+        if created or current.get(key) != value:
+            write_value(session, record, fdef, value)
     record.updated_at = utcnow()
-    if "emails" in parsed:
-        _sync_index(session, RecordEmail, record, "email", parsed["emails"] or [])
-    if "domain" in parsed:
-        domains = [d for d in [registrable_domain(parsed["domain"] or "")] if d]
-        _sync_index(session, RecordDomain, record, "domain", domains)
+    _index_record(session, record, folder.key, fields, merged, changed=set(parsed))
     session.flush()
+    before, after = changed_values(current, {k: merged.get(k) for k in parsed})
+    if created or after:
+        record_audit(
+            session,
+            member,
+            "create" if created else "update",
+            workspace_id=workspace_id,
+            record=record,
+            summary=f"{'Created' if created else 'Updated'} {record.title} ({source})",
+            before=None if created else before,
+            after=after,
+        )
     return record
 
 
-def _write_value(session: Session, record: Record, fdef: FieldDef, value: Any) -> None:
+def _next_number(session: Session, fdef: FieldDef) -> int:
+    # UPDATE ... RETURNING takes the field's row lock, so concurrent creators get
+    # distinct numbers; a rolled-back record gives its number back with the transaction.
+    taken = session.execute(
+        update(FieldDef)
+        .where(FieldDef.id == fdef.id)
+        .values(next_number=FieldDef.next_number + 1)
+        .returning(FieldDef.next_number)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    return int(taken) - 1
+
+
+def _compute_formula(fdef: FieldDef, values: Mapping[str, Any]) -> Any:
+    try:
+        result = parse_formula(fdef.options.get("expression", "")).evaluate(values)
+    except FieldError:
+        return None
+    return str(result) if isinstance(result, Decimal) else result
+
+
+def _value_keys(fdef: FieldDef, value: Any) -> tuple[str | None, float | None]:
+    if fdef.type == "user":
+        # A member id: views compare it as a number.
+        return (str(value), float(value)) if isinstance(value, int) else (None, None)
+    keys = field_type(fdef.type).index_keys(value, fdef.options)
+    text, number = keys
+    return (text[:255] if text else text), number
+
+
+def write_value(session: Session, record: Record, fdef: FieldDef, value: Any) -> None:
+    """Store (or clear) one field value with its view keys; flushes nothing."""
     existing = session.execute(
         select(FieldValue).where(FieldValue.record_id == record.id, FieldValue.field_id == fdef.id)
     ).scalar_one_or_none()
-    if value is None:
+    if value is None or value == [] or value == "":
         if existing is not None:
             session.delete(existing)
-    elif existing is None:
+        return
+    text_key, num_key = _value_keys(fdef, value)
+    if existing is None:
         session.add(
             FieldValue(
-                workspace_id=record.workspace_id, record_id=record.id, field_id=fdef.id, value=value
+                workspace_id=record.workspace_id,
+                record_id=record.id,
+                field_id=fdef.id,
+                value=value,
+                text_key=text_key,
+                num_key=num_key,
             )
         )
     else:
         existing.value = value
+        existing.text_key = text_key
+        existing.num_key = num_key
+
+
+def _index_record(
+    session: Session,
+    record: Record,
+    folder_key: str,
+    fields: list[FieldDef],
+    values: Mapping[str, Any],
+    *,
+    changed: set[str] | None = None,
+) -> None:
+    """Title, search key and the email/phone/domain indexes from the record's values."""
+    record.title = _title_for(folder_key, values)[:300]
+    record.search_key = record.title.lower()
+
+    def touched(ftype: str) -> bool:
+        return changed is None or any(f.key in changed for f in fields if f.type == ftype)
+
+    if touched("email"):
+        emails = [e for f in fields if f.type == "email" for e in values.get(f.key) or []]
+        _sync_index(session, RecordEmail, record, "email", emails)
+    if touched("phone"):
+        phones = [p for f in fields if f.type == "phone" for p in values.get(f.key) or []]
+        _sync_index(session, RecordPhone, record, "phone", phones)
+    if changed is None or "domain" in changed:
+        domains = [d for d in [registrable_domain(str(values.get("domain") or ""))] if d]
+        _sync_index(session, RecordDomain, record, "domain", domains)
+
+
+def reindex_record(session: Session, record: Record) -> None:
+    """Recompute a record's title, indexes and view keys from its stored values."""
+    fields = folder_fields(session, record.folder_id)
+    values = load_values(session, record, fields)
+    by_id = {f.id: f for f in fields}
+    for row in session.execute(
+        select(FieldValue).where(FieldValue.record_id == record.id)
+    ).scalars():
+        fdef = by_id.get(row.field_id)
+        if fdef is not None:
+            row.text_key, row.num_key = _value_keys(fdef, row.value)
+    _index_record(session, record, record.folder.key, fields, values)
+    session.flush()
 
 
 def _write_links(
@@ -277,7 +401,7 @@ def _write_links(
 
 def _sync_index(
     session: Session,
-    model: type[RecordEmail] | type[RecordDomain],
+    model: type[RecordEmail] | type[RecordDomain] | type[RecordPhone],
     record: Record,
     column: str,
     values: Iterable[str],

@@ -120,6 +120,34 @@ def upgrade() -> None:
             batch_op.f("ix_merged_records_survivor_id"), ["survivor_id"], unique=False
         )
 
+    op.create_table(
+        "record_phones",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("workspace_id", sa.Integer(), nullable=False),
+        sa.Column("record_id", sa.Integer(), nullable=False),
+        sa.Column("phone", sa.String(length=32), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["record_id"],
+            ["records.id"],
+            name=op.f("fk_record_phones_record_id_records"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_record_phones_workspace_id_workspaces"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_record_phones")),
+        sa.UniqueConstraint(
+            "workspace_id",
+            "phone",
+            "record_id",
+            name=op.f("uq_record_phones_workspace_id_phone_record_id"),
+        ),
+    )
+    with op.batch_alter_table("record_phones", schema=None) as batch_op:
+        batch_op.create_index("ix_record_phones_record", ["record_id"], unique=False)
+
     with op.batch_alter_table("field_defs", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("next_number", sa.Integer(), nullable=False, server_default="1")
@@ -167,6 +195,10 @@ def downgrade() -> None:
     with op.batch_alter_table("field_defs", schema=None) as batch_op:
         batch_op.drop_column("next_number")
 
+    with op.batch_alter_table("record_phones", schema=None) as batch_op:
+        batch_op.drop_index("ix_record_phones_record")
+
+    op.drop_table("record_phones")
     with op.batch_alter_table("merged_records", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_merged_records_survivor_id"))
 

@@ -1,0 +1,512 @@
+"""Saved views: filters over one folder's records, compiled to indexed SQL on both databases.
+
+A view is data: `{"match": "all" | "any", "conditions": [{"field", "op", "value"}],
+"sort": {"field", "desc"}}`. Each condition becomes `records.id [NOT] IN (SELECT record_id
+FROM field_values WHERE field_id = :f AND <key test>)`, which the (field_id, text_key) and
+(field_id, num_key) indexes answer without touching JSON. Views are the segments that mass
+update, export and mail merge work on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
+from sqlalchemy.orm import Session, aliased
+
+from addon.crm.fields import FieldError, field_type
+from addon.crm.models import (
+    FieldDef,
+    FieldValue,
+    Folder,
+    Member,
+    Record,
+    RecordRelation,
+    SavedView,
+)
+from addon.crm.workspaces import folder_fields
+from addon.gmail.addresses import canonical_email
+
+# Record columns every folder has, usable like fields.
+BUILTIN_FIELDS = {
+    "_title": ("Name", "builtin_text"),
+    "_created": ("Created", "builtin_datetime"),
+    "_updated": ("Updated", "builtin_datetime"),
+}
+
+OPERATOR_LABELS = {
+    "equals": "is",
+    "not_equals": "is not",
+    "contains": "contains",
+    "not_contains": "does not contain",
+    "is_empty": "is empty",
+    "is_not_empty": "is not empty",
+    "gt": "greater than",
+    "lt": "less than",
+    "before": "before",
+    "after": "after",
+    "last_n_days": "in the last N days",
+    "in_list": "is one of",
+}
+_NO_VALUE = frozenset({"is_empty", "is_not_empty"})
+_NUMERIC_TYPES = frozenset({"number", "percent", "currency", "autonumber"})
+_DATE_TYPES = frozenset({"date", "datetime", "builtin_datetime"})
+_MULTI_TYPES = frozenset({"email", "phone", "multidropdown", "social"})
+_TEXT_OPS = frozenset(
+    {"equals", "not_equals", "contains", "not_contains", "is_empty", "is_not_empty", "in_list"}
+)
+_NUMBER_OPS = frozenset({"equals", "not_equals", "gt", "lt", "is_empty", "is_not_empty", "in_list"})
+_DATE_OPS = frozenset({"equals", "before", "after", "last_n_days", "is_empty", "is_not_empty"})
+_REFERENCE_OPS = frozenset({"equals", "not_equals", "is_empty", "is_not_empty", "in_list"})
+_CHECKBOX_OPS = frozenset({"equals", "is_empty", "is_not_empty"})
+
+MAX_CONDITIONS = 20
+PAGE_SIZE = 20
+
+
+class ViewError(ValueError):
+    """A view definition that cannot be used; the message says which condition and why."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One validated condition: a field (or built-in column), an operator and its operand."""
+
+    field_key: str
+    op: str
+    value: str = ""
+
+
+@dataclass
+class ViewDefinition:
+    """A validated view over one folder."""
+
+    conditions: list[Condition] = field(default_factory=list)
+    match_any: bool = False
+    sort_field: str = "_title"
+    sort_desc: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form."""
+        return {
+            "match": "any" if self.match_any else "all",
+            "conditions": [
+                {"field": c.field_key, "op": c.op, "value": c.value} for c in self.conditions
+            ],
+            "sort": {"field": self.sort_field, "desc": self.sort_desc},
+        }
+
+
+def _kind(fdef: FieldDef | None, key: str) -> str:
+    if fdef is None:
+        return BUILTIN_FIELDS[key][1]
+    if fdef.type == "stats":
+        metric = str(fdef.options.get("metric", ""))
+        return "builtin_datetime" if metric.startswith(("first_", "last_")) else "number"
+    if fdef.type == "formula":
+        return "number"
+    return fdef.type
+
+
+def operators_for(kind: str) -> frozenset[str]:
+    """The operators that make sense for a field type (or built-in column kind)."""
+    if kind in _NUMERIC_TYPES or kind == "number":
+        return _NUMBER_OPS
+    if kind in _DATE_TYPES:
+        return _DATE_OPS
+    if kind in ("user", "link"):
+        return _REFERENCE_OPS
+    if kind == "checkbox":
+        return _CHECKBOX_OPS
+    return _TEXT_OPS
+
+
+def parse_definition(fields: list[FieldDef], raw: Any) -> ViewDefinition:
+    """Validate a stored or submitted definition against the folder's fields."""
+    if not isinstance(raw, dict):
+        raise ViewError("a view definition must be an object")
+    by_key = {f.key: f for f in fields}
+    conditions_raw = raw.get("conditions") or []
+    if not isinstance(conditions_raw, list):
+        raise ViewError("conditions must be a list")
+    if len(conditions_raw) > MAX_CONDITIONS:
+        raise ViewError(f"a view takes at most {MAX_CONDITIONS} conditions")
+    conditions: list[Condition] = []
+    for number, item in enumerate(conditions_raw, start=1):
+        if not isinstance(item, dict):
+            raise ViewError(f"condition {number} must be an object")
+        key, op = str(item.get("field", "")), str(item.get("op", ""))
+        value = item.get("value", "")
+        value = "" if value is None else str(value).strip()
+        if key not in by_key and key not in BUILTIN_FIELDS:
+            raise ViewError(f"condition {number}: unknown field “{key}”")
+        fdef = by_key.get(key)
+        label = fdef.label if fdef is not None else BUILTIN_FIELDS[key][0]
+        if op not in operators_for(_kind(fdef, key)):
+            raise ViewError(f"condition {number}: “{label}” cannot use the operator “{op}”")
+        if op not in _NO_VALUE and not value:
+            raise ViewError(f"condition {number}: “{label}” {OPERATOR_LABELS[op]} what?")
+        if op == "last_n_days" and not (value.isdigit() and 0 < int(value) <= 36500):
+            raise ViewError(f"condition {number}: the number of days must be 1 to 36500")
+        conditions.append(Condition(key, op, "" if op in _NO_VALUE else value))
+    sort = raw.get("sort") or {}
+    sort_field = str(sort.get("field") or "_title") if isinstance(sort, dict) else "_title"
+    if sort_field not in by_key and sort_field not in BUILTIN_FIELDS:
+        raise ViewError(f"cannot sort by unknown field “{sort_field}”")
+    return ViewDefinition(
+        conditions=conditions,
+        match_any=raw.get("match") == "any",
+        sort_field=sort_field,
+        sort_desc=bool(sort.get("desc")) if isinstance(sort, dict) else False,
+    )
+
+
+# --------------------------------------------------------------------------- compiling
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _text_key(text: str) -> str:
+    return " ".join(text.split()).lower()[:255]
+
+
+def _keys_of(fdef: FieldDef, raw: str) -> tuple[str | None, float | None]:
+    """The index keys of a comparison value, normalised exactly as stored values are."""
+    ftype = field_type(fdef.type)
+    try:
+        parsed = ftype.parse([raw], dict(fdef.options))
+    except FieldError as exc:
+        raise ViewError(f"“{fdef.label}”: {exc}") from None
+    if parsed is None:
+        raise ViewError(f"“{fdef.label}”: enter a value to compare with")
+    return ftype.index_keys(parsed, dict(fdef.options))
+
+
+def _values_where(fdef: FieldDef, *tests: ColumnElement[bool]) -> Select[int]:
+    return select(FieldValue.record_id).where(FieldValue.field_id == fdef.id, *tests)
+
+
+def _day(raw: str, label: str) -> date:
+    text = raw.strip()
+    try:
+        if text.isdigit():
+            return datetime.fromtimestamp(int(text) / 1000, tz=UTC).date()
+        return date.fromisoformat(text[:10])
+    except (ValueError, OverflowError, OSError):
+        raise ViewError(f"“{label}”: “{raw}” is not a date (use YYYY-MM-DD)") from None
+
+
+def _date_test(
+    column: Any, op: str, raw: str, label: str, *, as_text: bool, today: date
+) -> ColumnElement[bool]:
+    # Dates are ISO text in text_key ("2025-06-02", "2025-06-02T10:00:00Z"), so string
+    # comparison is chronological; built-in columns compare as timestamps.
+    def bound(day: date) -> Any:
+        return day.isoformat() if as_text else datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+    if op == "last_n_days":
+        start = today - timedelta(days=int(raw))
+        return and_(column >= bound(start), column < bound(today + timedelta(days=1)))
+    day = _day(raw, label)
+    next_day = day + timedelta(days=1)
+    if op == "before":
+        return column < bound(day)
+    if op == "after":
+        return column >= bound(next_day)
+    return and_(column >= bound(day), column < bound(next_day))  # equals: on that day
+
+
+def _member_ids(session: Session, workspace_id: int, raw: str) -> list[int]:
+    ids: list[int] = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        email = canonical_email(part)
+        query = select(Member.id).where(Member.workspace_id == workspace_id)
+        if part.startswith("#") and part[1:].isdigit():
+            query = query.where(Member.id == int(part[1:]))
+        elif email:
+            query = query.where(Member.email == email)
+        else:
+            raise ViewError(f"“{part}” is not a member of this workspace")
+        found = session.execute(query).scalar_one_or_none()
+        if found is None:
+            raise ViewError(f"“{part}” is not a member of this workspace")
+        ids.append(found)
+    return ids
+
+
+def _link_targets(session: Session, workspace_id: int, fdef: FieldDef, raw: str) -> Select[int]:
+    target_folder = select(Folder.id).where(
+        Folder.workspace_id == workspace_id, Folder.key == str(fdef.options.get("folder"))
+    )
+    text = raw.strip()
+    if text.startswith("#") and text[1:].isdigit():
+        return select(Record.id).where(
+            Record.id == int(text[1:]), Record.workspace_id == workspace_id
+        )
+    return select(Record.id).where(
+        Record.workspace_id == workspace_id,
+        Record.folder_id.in_(target_folder),
+        Record.search_key == _text_key(text),
+    )
+
+
+def _condition_clause(
+    session: Session,
+    workspace_id: int,
+    by_key: dict[str, FieldDef],
+    condition: Condition,
+    today: date,
+) -> ColumnElement[bool]:
+    key, op, raw = condition.field_key, condition.op, condition.value
+    if key in BUILTIN_FIELDS:
+        label = BUILTIN_FIELDS[key][0]
+        if key == "_title":
+            return _builtin_text_clause(op, raw)
+        column = Record.created_at if key == "_created" else Record.updated_at
+        if op == "is_empty":
+            return false()
+        if op == "is_not_empty":
+            return true()
+        return _date_test(column, op, raw, label, as_text=False, today=today)
+
+    fdef = by_key[key]
+    kind = _kind(fdef, key)
+    if op == "is_empty" or op == "is_not_empty":
+        if fdef.type == "link":
+            present = select(RecordRelation.from_record_id).where(
+                RecordRelation.field_id == fdef.id
+            )
+        else:
+            present = _values_where(fdef)
+        return Record.id.not_in(present) if op == "is_empty" else Record.id.in_(present)
+
+    if fdef.type == "link":
+        targets: list[Select[int]] = [
+            _link_targets(session, workspace_id, fdef, part)
+            for part in (raw.split(",") if op == "in_list" else [raw])
+            if part.strip()
+        ]
+        linked = select(RecordRelation.from_record_id).where(
+            RecordRelation.field_id == fdef.id,
+            or_(*(RecordRelation.to_record_id.in_(t) for t in targets)),
+        )
+        return Record.id.not_in(linked) if op == "not_equals" else Record.id.in_(linked)
+
+    if fdef.type == "user":
+        ids = _member_ids(session, workspace_id, raw)
+        matching = _values_where(fdef, FieldValue.num_key.in_([float(i) for i in ids]))
+        return Record.id.not_in(matching) if op == "not_equals" else Record.id.in_(matching)
+
+    if kind in _DATE_TYPES:
+        return Record.id.in_(
+            _values_where(
+                fdef,
+                _date_test(FieldValue.text_key, op, raw, fdef.label, as_text=True, today=today),
+            )
+        )
+
+    numeric = kind in _NUMERIC_TYPES or kind == "number"
+    if op in ("contains", "not_contains"):
+        pattern = f"%{_like_escape(_text_key(raw))}%"
+        matching = _values_where(fdef, FieldValue.text_key.like(pattern, escape="\\"))
+        return Record.id.not_in(matching) if op == "not_contains" else Record.id.in_(matching)
+
+    parts = [p for p in raw.split(",") if p.strip()] if op == "in_list" else [raw]
+    tests: list[ColumnElement[bool]] = []
+    for part in parts:
+        text_key: str | None
+        num_key: float | None
+        if fdef.type in ("stats", "formula"):
+            try:
+                number = float(part.replace(",", "."))
+            except ValueError:
+                raise ViewError(f"“{fdef.label}”: “{part}” is not a number") from None
+            text_key, num_key = None, number
+        else:
+            text_key, num_key = _keys_of(fdef, part)
+        if numeric:
+            if num_key is None:
+                raise ViewError(f"“{fdef.label}”: “{part}” is not a number")
+            if op == "gt":
+                tests.append(FieldValue.num_key > num_key)
+            elif op == "lt":
+                tests.append(FieldValue.num_key < num_key)
+            else:
+                tests.append(FieldValue.num_key == num_key)
+        elif fdef.type in _MULTI_TYPES and text_key:
+            # A list field "is" a value when the value is one of its items.
+            for item in text_key.strip("|").split("|"):
+                tests.append(FieldValue.text_key.like(f"%|{_like_escape(item)}|%", escape="\\"))
+        else:
+            tests.append(FieldValue.text_key == text_key)
+    matching = _values_where(fdef, or_(*tests))
+    return Record.id.not_in(matching) if op == "not_equals" else Record.id.in_(matching)
+
+
+def _builtin_text_clause(op: str, raw: str) -> ColumnElement[bool]:
+    key = _text_key(raw)
+    if op == "equals":
+        return Record.search_key == key
+    if op == "not_equals":
+        return Record.search_key != key
+    if op == "contains":
+        return Record.search_key.like(f"%{_like_escape(key)}%", escape="\\")
+    if op == "not_contains":
+        return ~Record.search_key.like(f"%{_like_escape(key)}%", escape="\\")
+    if op == "in_list":
+        return Record.search_key.in_([_text_key(p) for p in raw.split(",") if p.strip()])
+    if op == "is_empty":
+        return Record.search_key == ""
+    return Record.search_key != ""
+
+
+def view_filter(
+    session: Session,
+    folder: Folder,
+    definition: ViewDefinition,
+    *,
+    today: date | None = None,
+) -> ColumnElement[bool]:
+    """The WHERE clause selecting the view's records (always scoped to the folder)."""
+    fields = {f.key: f for f in folder_fields(session, folder.id)}
+    day = today or datetime.now(UTC).date()
+    clauses = [
+        _condition_clause(session, folder.workspace_id, fields, c, day)
+        for c in definition.conditions
+    ]
+    scope = and_(Record.workspace_id == folder.workspace_id, Record.folder_id == folder.id)
+    if not clauses:
+        return scope
+    combined = or_(*clauses) if definition.match_any else and_(*clauses)
+    return and_(scope, combined)
+
+
+def view_record_ids(
+    session: Session, folder: Folder, definition: ViewDefinition, *, today: date | None = None
+) -> Select[int]:
+    """A select of the ids of the view's records, for mass update, export and mail merge."""
+    return select(Record.id).where(view_filter(session, folder, definition, today=today))
+
+
+def count_view(
+    session: Session, folder: Folder, definition: ViewDefinition, *, today: date | None = None
+) -> int:
+    """How many records the view holds."""
+    where = view_filter(session, folder, definition, today=today)
+    return int(session.execute(select(func.count()).select_from(Record).where(where)).scalar_one())
+
+
+def list_view(
+    session: Session,
+    folder: Folder,
+    definition: ViewDefinition,
+    *,
+    page: int = 0,
+    page_size: int = PAGE_SIZE,
+    today: date | None = None,
+) -> list[Record]:
+    """One page of the view's records in its sort order (ties broken by id)."""
+    where = view_filter(session, folder, definition, today=today)
+    query = select(Record).where(where)
+    key = definition.sort_field
+    if key in BUILTIN_FIELDS:
+        column: Any = {
+            "_title": Record.search_key,
+            "_created": Record.created_at,
+            "_updated": Record.updated_at,
+        }[key]
+        query = query.order_by(column.desc() if definition.sort_desc else column.asc())
+    else:
+        fdef = next((f for f in folder_fields(session, folder.id) if f.key == key), None)
+        if fdef is not None:
+            sort_value = aliased(FieldValue)
+            query = query.outerjoin(
+                sort_value,
+                and_(sort_value.record_id == Record.id, sort_value.field_id == fdef.id),
+            )
+            kind = _kind(fdef, key)
+            sort_column: Any = (
+                sort_value.num_key
+                if kind in _NUMERIC_TYPES or kind == "number"
+                else sort_value.text_key
+            )
+            # Empty values last in both directions, as spreadsheets show them.
+            query = query.order_by(
+                sort_column.is_(None),
+                sort_column.desc() if definition.sort_desc else sort_column.asc(),
+            )
+    query = query.order_by(Record.id).limit(page_size).offset(max(0, page) * page_size)
+    return list(session.execute(query).scalars())
+
+
+# --------------------------------------------------------------------------- saved views
+
+
+def visible_views(
+    session: Session, member: Member, folder: Folder | None = None
+) -> list[SavedView]:
+    """Views shared with the workspace plus the member's own, by name."""
+    query = select(SavedView).where(
+        SavedView.workspace_id == member.workspace_id,
+        or_(SavedView.owner_id.is_(None), SavedView.owner_id == member.id),
+    )
+    if folder is not None:
+        query = query.where(SavedView.folder_id == folder.id)
+    return list(session.execute(query.order_by(SavedView.name, SavedView.id)).scalars())
+
+
+def get_view(session: Session, member: Member, view_id: str | int) -> SavedView:
+    """A view the member may see, or ViewError (another workspace's view looks missing)."""
+    try:
+        vid = int(view_id)
+    except (TypeError, ValueError):
+        raise ViewError("this view does not exist") from None
+    view = session.get(SavedView, vid) if 0 < vid < 2**31 else None
+    if (
+        view is None
+        or view.workspace_id != member.workspace_id
+        or (view.owner_id is not None and view.owner_id != member.id)
+    ):
+        raise ViewError("this view does not exist")
+    return view
+
+
+def save_view(
+    session: Session,
+    member: Member,
+    folder: Folder,
+    name: str,
+    raw_definition: Any,
+    *,
+    shared: bool,
+    view: SavedView | None = None,
+) -> SavedView:
+    """Validate and store a view (new or edited); flushes only."""
+    if folder.workspace_id != member.workspace_id:
+        raise ViewError("this folder does not exist")
+    clean_name = " ".join(name.split())
+    if not clean_name:
+        raise ViewError("give the view a name")
+    if len(clean_name) > 100:
+        raise ViewError("the name is longer than 100 characters")
+    definition = parse_definition(folder_fields(session, folder.id), raw_definition)
+    if view is None:
+        view = SavedView(workspace_id=member.workspace_id, folder_id=folder.id)
+        view.created_by_id = member.id
+        session.add(view)
+    view.name = clean_name
+    view.owner_id = None if shared else member.id
+    view.definition = definition.to_json()
+    session.flush()
+    return view
+
+
+def load_definition(session: Session, view: SavedView) -> ViewDefinition:
+    """A stored view's definition, re-validated against the folder's current fields."""
+    return parse_definition(folder_fields(session, view.folder_id), view.definition)
