@@ -45,7 +45,8 @@ def display_value(fdef: FieldDef, value: Any, members: dict[int, Member]) -> str
     if fdef.type == "user":
         member = members.get(int(value))
         return member.email if member else ""
-    return field_type(fdef.type).display(value)
+    # The field's options carry display details: an auto-number prefix, decimals.
+    return field_type(fdef.type).display(value, options=fdef.options)
 
 
 def record_card(

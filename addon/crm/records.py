@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, aliased
 
 from addon.crm.audit import changed_values, record_audit
 from addon.crm.defaults import CLOSED_DEAL_STAGES
-from addon.crm.fields import FieldError, field_type, parse_formula
+from addon.crm.fields import FieldError, field_type, formula_operand, parse_formula
 from addon.crm.models import (
     FieldDef,
     FieldValue,
@@ -233,7 +233,7 @@ def save_record(
     by_key = {f.key: f for f in fields}
     for fdef in fields:
         if fdef.type == "formula":
-            parsed[fdef.key] = merged[fdef.key] = _compute_formula(fdef, merged)
+            parsed[fdef.key] = merged[fdef.key] = _compute_formula(fdef, fields, merged)
     for key, value in parsed.items():
         fdef = by_key[key]
         if fdef.type == "link":
@@ -244,7 +244,9 @@ def save_record(
     record.updated_at = utcnow()
     _index_record(session, record, folder.key, fields, merged, changed=set(parsed))
     session.flush()
-    before, after = changed_values(current, {k: merged.get(k) for k in parsed})
+    before, after = changed_values(
+        {k: current.get(k) for k in parsed}, {k: merged.get(k) for k in parsed}
+    )
     if created or after:
         record_audit(
             session,
@@ -272,12 +274,16 @@ def _next_number(session: Session, fdef: FieldDef) -> int:
     return int(taken) - 1
 
 
-def _compute_formula(fdef: FieldDef, values: Mapping[str, Any]) -> Any:
+def _compute_formula(fdef: FieldDef, fields: list[FieldDef], values: Mapping[str, Any]) -> Any:
+    # Operands as the formula sees them: a percent field's 12.5 is the fraction 0.125.
+    types = {f.key: f.type for f in fields}
+    operands = {k: formula_operand(types.get(k, ""), v) for k, v in values.items()}
     try:
-        result = parse_formula(fdef.options.get("expression", "")).evaluate(values)
+        result = parse_formula(fdef.options.get("expression", "")).evaluate(operands)
     except FieldError:
         return None
-    return str(result) if isinstance(result, Decimal) else result
+    # Plain decimal text without trailing zeros: 250, not 250.0000 or 2.5E+2.
+    return format(result.normalize(), "f") if isinstance(result, Decimal) else result
 
 
 def _value_keys(fdef: FieldDef, value: Any) -> tuple[str | None, float | None]:

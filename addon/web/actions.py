@@ -221,8 +221,14 @@ def edit_record(req: AddonRequest) -> Result:
 def update_record(req: AddonRequest) -> Result:
     """Save an edited record; show the form again when input is invalid."""
     record = get_record(req.session, req.member.workspace_id, req.param("record_id"))
+    form = dict(req.form)
+    # Google leaves an unticked checkbox out of formInputs: the edit form showed every
+    # checkbox, so a missing one means "unticked", not "unchanged".
+    for fdef in folder_fields(req.session, record.folder_id):
+        if fdef.type == "checkbox":
+            form.setdefault(fdef.key, [])
     try:
-        save_record(req.session, req.member, record.folder, req.form, record)
+        save_record(req.session, req.member, record.folder, form, record)
     except ValidationError as exc:
         return _form_for_errors(req, record.folder, exc.errors, record)
     return pop_and_update(_record_card(req, record), notify="Saved")
