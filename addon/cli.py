@@ -1,4 +1,4 @@
-"""`flask --app addon ...` commands: manifest, db, demo, dev."""
+"""`flask --app addon ...` commands: manifest, db, demo, dev, crm."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 from werkzeug.serving import run_simple
 
 from addon import migrations
+from addon.crm_cli import crm_group
 from addon.manifest import render_deployment_json
 
 
@@ -17,6 +18,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(db_group)
     app.cli.add_command(demo_group)
     app.cli.add_command(dev_group)
+    app.cli.add_command(crm_group)
 
 
 @click.command("manifest")

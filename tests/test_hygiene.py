@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from addon.crm.audit import record_history
@@ -181,3 +183,23 @@ def test_merging_refuses_mixed_folders_and_single_records(crm: Crm, db: Session)
     other = crm.save("contacts", first_name="Q", emails="q@x.com")
     with pytest.raises(ValidationError, match="one of the merged"):
         merge_records(db, crm.member, person, [other], {"first_name": company.id})
+
+
+def test_cli_lists_duplicate_clusters_and_reindexes(app: Any, crm: Crm, db: Session) -> None:
+    a = crm.save("contacts", first_name="Ann", emails="ann@x.com")
+    b = crm.save("contacts", first_name="Annie", emails="ANN@x.com")
+    db.execute(update(FieldValue).values(text_key=None, num_key=None))
+    db.flush()
+    runner = app.test_cli_runner()
+    listed = runner.invoke(args=["crm", "duplicates", "--domain", "acme.test"])
+    assert listed.exit_code == 0, listed.output
+    assert f"same email: #{a.id} Ann, #{b.id} Annie" in listed.output
+    assert "1 duplicate cluster(s)" in listed.output
+    unknown = runner.invoke(args=["crm", "duplicates", "--domain", "nowhere.test"])
+    assert unknown.exit_code != 0 and "no workspace" in unknown.output
+    reindexed = runner.invoke(args=["crm", "reindex", "--domain", "acme.test"])
+    assert reindexed.exit_code == 0, reindexed.output
+    assert "2 record(s) reindexed" in reindexed.output
+    db.expire_all()
+    keys = db.scalars(select(FieldValue.text_key).where(FieldValue.record_id == a.id))
+    assert "|ann@x.com|" in set(keys)
