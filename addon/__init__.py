@@ -11,7 +11,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask application; nothing is global at import time."""
     from addon import cli, db
     from addon.config import load_settings
-    from addon.web import actions, dev, health, triggers
+    from addon.web import actions, dev, health, settings_actions, triggers  # noqa: F401 (registers)
 
     app = Flask(__name__, instance_relative_config=True)
     settings = load_settings(config)

@@ -1255,7 +1255,13 @@ def test_formula_evaluation_never_raises(expression: str, values: dict[str, Any]
 
 
 @PROPERTY
-@given(moment=st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)))
+@given(
+    # Within a day of the epoch a picker's milliseconds have under 9 digits, which the
+    # type refuses on purpose as a likely mistyped date.
+    moment=st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)).filter(
+        lambda m: abs((m - datetime(1970, 1, 1)).total_seconds()) > 2 * 86400
+    )
+)
 def test_datetime_round_trips_through_every_zone(moment: datetime) -> None:
     dt = field_type("datetime")
     for context in CONTEXTS:

@@ -273,12 +273,14 @@ def parse_address(raw: Any, options: Options) -> dict[str, str] | None:
         value = clean_line(given.get(key) or "")
         if not value:
             continue
-        if len(value) > _PART_LIMITS[key]:
-            raise FieldError(f"has a {key.replace('_', ' ')} longer than {_PART_LIMITS[key]}")
         if key == "postal_code":
             value = value.upper()
         elif key == "country":
             value = _country(value)
+        # Checked after normalising: upper-casing can lengthen text ("ß" -> "SS"), and a
+        # stored value must parse again unchanged.
+        if len(value) > _PART_LIMITS[key]:
+            raise FieldError(f"has a {key.replace('_', ' ')} longer than {_PART_LIMITS[key]}")
         address[key] = value
     return address or None
 

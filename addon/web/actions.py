@@ -8,11 +8,11 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify
 from sqlalchemy import select
 
-from addon.auth.roles import PermissionDenied, require
+from addon.auth.roles import PermissionDenied, can, require
 from addon.cards import records as record_cards
 from addon.cards.responses import notify, pop_and_update, push, trigger_card, update
 from addon.cards.sidebar import homepage_card
-from addon.cards.widgets import card, decorated, esc, section
+from addon.cards.widgets import button, button_list, card, decorated, esc, section
 from addon.crm.models import Member, Record
 from addon.crm.records import (
     RecordNotFound,
@@ -303,10 +303,22 @@ def settings(req: AddonRequest) -> Result:
     members = _members(req)
     widgets = [decorated(esc(m.email), bottom=esc(m.role), icon="PERSON") for m in members]
     workspace = req.member.workspace
+    sections = [section(widgets, f"Members of {esc(workspace.domain)}")]
+    if can(req.member, "admin"):
+        sections.append(
+            section(
+                [
+                    button_list(
+                        button("Folders and fields", req.actions.on_click("admin_structure"))
+                    )
+                ],
+                "Structure",
+            )
+        )
     return trigger_card(
         card(
             "Settings",
-            [section(widgets, f"Members of {esc(workspace.domain)}")],
+            sections,
             subtitle=f"Your role: {req.member.role}",
             name="settings",
         )
