@@ -2,8 +2,9 @@
 
 For each size N it builds a fresh schema with the Alembic migrations, provisions a
 workspace through resolve_member, bulk-seeds N contacts (N/10 companies, N/20 deals,
-N/5 linked threads) with Core executemany batches writing exactly the rows save_record
-writes, then serves the contextual trigger in-process (app.test_client()) against the
+N/5 linked threads) with Core executemany batches writing the rows save_record writes
+that the contextual trigger reads (view keys and the phone index are left out), then
+serves the contextual trigger in-process (app.test_client()) against the
 fake Gmail server with real, locally verified ID tokens. It prints p50/p99 server time
 and SQL statements per request for the trigger and for a floor route that only
 verifies the system token, does one indexed lookup and returns a card of the same size.

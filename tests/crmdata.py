@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from addon.crm.models import Folder, Member, Record
+from addon.crm.models import FieldDef, Folder, Member, Record
 from addon.crm.records import link_thread, save_record
+from addon.crm.workspaces import folder_fields
 
 
 @dataclass
@@ -29,3 +31,19 @@ class Crm:
         """Link a thread to a record."""
         link_thread(self.db, self.member, record, thread_id, subject)
         self.db.flush()
+
+
+def add_field(db: Session, folder: Folder, key: str, ftype: str, **options: Any) -> FieldDef:
+    """A custom field definition written directly, for tests of the services that read it."""
+    fdef = FieldDef(
+        workspace_id=folder.workspace_id,
+        folder_id=folder.id,
+        key=key,
+        label=key.replace("_", " ").capitalize(),
+        type=ftype,
+        options=options,
+        position=100 + len(folder_fields(db, folder.id)),
+    )
+    db.add(fdef)
+    db.flush()
+    return fdef

@@ -9,8 +9,7 @@ from sqlalchemy.orm import Session
 from addon.crm.audit import record_history
 from addon.crm.models import FieldValue
 from addon.crm.records import ValidationError, load_detail, save_record
-from tests.crmdata import Crm
-from tests.test_views import add_field
+from tests.crmdata import Crm, add_field
 
 
 def test_auto_numbers_formulas_and_view_keys(crm: Crm, db: Session) -> None:

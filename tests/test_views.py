@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from addon.crm.models import FieldDef, Folder, Member, Record
+from addon.crm.models import Member, Record
 from addon.crm.views import (
     ViewError,
     count_view,
@@ -19,24 +19,9 @@ from addon.crm.views import (
     visible_views,
 )
 from addon.crm.workspaces import folder_fields
-from tests.crmdata import Crm
+from tests.crmdata import Crm, add_field
 
 TODAY = date(2026, 6, 15)
-
-
-def add_field(db: Session, folder: Folder, key: str, ftype: str, **options: Any) -> FieldDef:
-    fdef = FieldDef(
-        workspace_id=folder.workspace_id,
-        folder_id=folder.id,
-        key=key,
-        label=key.replace("_", " ").capitalize(),
-        type=ftype,
-        options=options,
-        position=100 + len(folder_fields(db, folder.id)),
-    )
-    db.add(fdef)
-    db.flush()
-    return fdef
 
 
 @pytest.fixture

@@ -136,16 +136,21 @@ def _resolve_links(
     return resolved
 
 
-def _resolve_user(
-    session: Session, workspace_id: int, raw: list[str], errors: dict[str, str], key: str
-) -> int | None:
-    text = raw[0]
+def find_member_id(session: Session, workspace_id: int, text: str) -> int | None:
+    """The id of a workspace member named by "#id" or email address, or None."""
     query = select(Member.id).where(Member.workspace_id == workspace_id)
     if text.startswith("#") and text[1:].isdigit():
         query = query.where(Member.id == int(text[1:]))
     else:
         query = query.where(Member.email == (canonical_email(text) or text))
-    member_id = session.execute(query).scalar_one_or_none()
+    return session.execute(query).scalar_one_or_none()
+
+
+def _resolve_user(
+    session: Session, workspace_id: int, raw: list[str], errors: dict[str, str], key: str
+) -> int | None:
+    text = raw[0]
+    member_id = find_member_id(session, workspace_id, text)
     if member_id is None:
         errors[key] = f"“{text}” is not a member of this workspace"
     return member_id
@@ -233,7 +238,7 @@ def save_record(
     by_key = {f.key: f for f in fields}
     for fdef in fields:
         if fdef.type == "formula":
-            parsed[fdef.key] = merged[fdef.key] = _compute_formula(fdef, fields, merged)
+            parsed[fdef.key] = merged[fdef.key] = compute_formula(fdef, fields, merged)
     for key, value in parsed.items():
         fdef = by_key[key]
         if fdef.type == "link":
@@ -274,7 +279,8 @@ def _next_number(session: Session, fdef: FieldDef) -> int:
     return int(taken) - 1
 
 
-def _compute_formula(fdef: FieldDef, fields: list[FieldDef], values: Mapping[str, Any]) -> Any:
+def compute_formula(fdef: FieldDef, fields: list[FieldDef], values: Mapping[str, Any]) -> Any:
+    """A formula field's stored result from a record's values (None when it cannot compute)."""
     # Operands as the formula sees them: a percent field's 12.5 is the fraction 0.125.
     types = {f.key: f.type for f in fields}
     operands = {k: formula_operand(types.get(k, ""), v) for k, v in values.items()}

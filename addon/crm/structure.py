@@ -18,7 +18,6 @@ import re
 import unicodedata
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select
@@ -37,7 +36,7 @@ from addon.crm.fields import (
 )
 from addon.crm.fieldtypes_base import clean_line
 from addon.crm.models import FieldDef, FieldValue, Folder, Member, Record, RecordRelation
-from addon.crm.records import RecordNotFound, reindex_record, runtime_options
+from addon.crm.records import RecordNotFound, compute_formula, reindex_record, runtime_options
 from addon.crm.workspaces import folders_by_key
 
 MAX_ACTIVE_FOLDERS = 30
@@ -330,7 +329,7 @@ def add_folder(session: Session, member: Member, name: str, singular: str = "") 
     clean = _clean_name(name, "folder name")
     one = _clean_name(singular, "singular name") if singular.strip() else _singular_of(clean)
     folders = list_folders(session, member.workspace_id)
-    _check_folder_name(folders, clean, None)
+    _check_unique(folders, clean, None, "folder named")
     if sum(f.active for f in folders) >= MAX_ACTIVE_FOLDERS:
         raise StructureError(f"A workspace has at most {MAX_ACTIVE_FOLDERS} active folders.")
     folder = Folder(
@@ -368,11 +367,16 @@ def add_folder(session: Session, member: Member, name: str, singular: str = "") 
     return folder
 
 
-def _check_folder_name(folders: Iterable[Folder], name: str, folder: Folder | None) -> None:
-    for other in folders:
-        if other is not folder and other.name.casefold() == name.casefold():
+def _check_unique(
+    others: Iterable[Folder | FieldDef], name: str, current: Folder | FieldDef | None, what: str
+) -> None:
+    # Folder names and field labels name CSV columns and form inputs; two alike would be
+    # ambiguous, inactive ones included (they can come back).
+    for other in others:
+        taken = other.name if isinstance(other, Folder) else other.label
+        if other is not current and taken.casefold() == name.casefold():
             state = "" if other.active else " (inactive: activate it instead)"
-            raise StructureError(f"A folder named “{other.name}” already exists{state}.")
+            raise StructureError(f"A {what} “{taken}” already exists{state}.")
 
 
 def rename_folder(
@@ -382,7 +386,7 @@ def rename_folder(
     _same_workspace(member, folder)
     clean = _clean_name(name, "folder name")
     one = _clean_name(singular, "singular name") if singular.strip() else _singular_of(clean)
-    _check_folder_name(list_folders(session, member.workspace_id), clean, folder)
+    _check_unique(list_folders(session, member.workspace_id), clean, folder, "folder named")
     before = _folder_state(folder)
     folder.name, folder.singular = clean, one
     session.flush()
@@ -446,14 +450,6 @@ def move_folder(session: Session, member: Member, folder: Folder, direction: int
 # ------------------------------------------------------------------------------- fields
 
 
-def _check_label(fields: Iterable[FieldDef], label: str, fdef: FieldDef | None) -> None:
-    # Labels name CSV columns and form inputs; two alike would be ambiguous.
-    for other in fields:
-        if other is not fdef and other.label.casefold() == label.casefold():
-            state = "" if other.active else " (inactive: activate it instead)"
-            raise StructureError(f"A field labelled “{other.label}” already exists{state}.")
-
-
 def _check_formula(expression: str, fields: Iterable[FieldDef]) -> None:
     try:
         check_formula_references(
@@ -482,7 +478,7 @@ def add_field(
     _same_workspace(member, folder)
     clean = _clean_name(label, "field label")
     fields = all_fields(session, folder)
-    _check_label(fields, clean, None)
+    _check_unique(fields, clean, None, "field labelled")
     if sum(f.active for f in fields) >= MAX_FIELDS_PER_FOLDER:
         raise StructureError(f"A folder has at most {MAX_FIELDS_PER_FOLDER} active fields.")
     try:
@@ -529,7 +525,7 @@ def rename_field(session: Session, member: Member, fdef: FieldDef, label: str) -
     """Change a field's label (its key stays, so formulas and views keep working)."""
     folder = _folder_of(session, member, fdef)
     clean = _clean_name(label, "field label")
-    _check_label(all_fields(session, folder), clean, fdef)
+    _check_unique(all_fields(session, folder), clean, fdef, "field labelled")
     if clean == fdef.label:
         return
     before = _field_state(fdef)
@@ -706,15 +702,6 @@ def set_dropdown_choices(
 # ---------------------------------------------------------------------------- formulas
 
 
-def _formula_result(fdef: FieldDef, values: Mapping[str, Any]) -> Any:
-    try:
-        result = parse_formula(fdef.options.get("expression", "")).evaluate(values)
-    except FieldError:
-        return None
-    # Stored the way save_record stores formula results.
-    return str(result) if isinstance(result, Decimal) else result
-
-
 def recompute_formulas(session: Session, folder: Folder) -> int:
     """Recompute every active formula field for every record of a folder; returns changes."""
     fields = [f for f in all_fields(session, folder) if f.active and f.type != "link"]
@@ -745,7 +732,7 @@ def recompute_formulas(session: Session, folder: Folder) -> int:
         for rid in batch:
             # In field order, as save_record does, so a formula may use an earlier one.
             for fdef in formulas:
-                result = _formula_result(fdef, values[rid])
+                result = compute_formula(fdef, fields, values[rid])
                 values[rid][fdef.key] = result
                 current = rows.get((rid, fdef.id))
                 if (current.value if current is not None else None) == result:

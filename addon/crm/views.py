@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
-from addon.crm.fields import FieldError, field_type
+from addon.crm.fields import FieldError, field_type, text_key
 from addon.crm.models import (
     FieldDef,
     FieldValue,
@@ -26,8 +26,8 @@ from addon.crm.models import (
     RecordRelation,
     SavedView,
 )
+from addon.crm.records import find_member_id
 from addon.crm.workspaces import folder_fields
-from addon.gmail.addresses import canonical_email
 
 # Record columns every folder has, usable like fields.
 BUILTIN_FIELDS = {
@@ -171,7 +171,8 @@ def _like_escape(text: str) -> str:
 
 
 def _text_key(text: str) -> str:
-    return " ".join(text.split()).lower()[:255]
+    # The same key the field types store, "" standing for no text.
+    return text_key(text) or ""
 
 
 def _keys_of(fdef: FieldDef, raw: str) -> tuple[str | None, float | None]:
@@ -225,15 +226,7 @@ def _member_ids(session: Session, workspace_id: int, raw: str) -> list[int]:
     for part in (p.strip() for p in raw.split(",")):
         if not part:
             continue
-        email = canonical_email(part)
-        query = select(Member.id).where(Member.workspace_id == workspace_id)
-        if part.startswith("#") and part[1:].isdigit():
-            query = query.where(Member.id == int(part[1:]))
-        elif email:
-            query = query.where(Member.email == email)
-        else:
-            raise ViewError(f"“{part}” is not a member of this workspace")
-        found = session.execute(query).scalar_one_or_none()
+        found = find_member_id(session, workspace_id, part)
         if found is None:
             raise ViewError(f"“{part}” is not a member of this workspace")
         ids.append(found)
