@@ -4,12 +4,32 @@ from __future__ import annotations
 
 from addon.crm.models import Member
 
-# What each role may do to records. Per-folder and per-field rules extend this table.
+# What each role may do. Per-folder and per-field rules extend this table.
+#  merge       combine duplicate records (the merged-away ids become aliases)
+#  bulk_edit   mass update every record of a view in one go
+#  import      CSV import into a folder
+#  export      CSV export of a view or folder
+#  share_view  save views every member of the workspace sees
+_REP = frozenset({"view", "create", "edit", "link", "note", "export"})
+_MANAGER = _REP | {"delete", "merge", "bulk_edit", "import", "share_view"}
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"view", "create", "edit", "delete", "link", "note", "admin"}),
-    "manager": frozenset({"view", "create", "edit", "delete", "link", "note"}),
-    "rep": frozenset({"view", "create", "edit", "link", "note"}),
+    "admin": _MANAGER | {"admin"},
+    "manager": _MANAGER,
+    "rep": _REP,
     "viewer": frozenset({"view"}),
+}
+
+
+# How a denial names what was refused ("does not allow you to …").
+_ACTION_PHRASES = {
+    "link": "link threads to records",
+    "note": "add notes to records",
+    "merge": "merge records",
+    "bulk_edit": "mass update records",
+    "import": "import records",
+    "export": "export records",
+    "share_view": "share views with the workspace",
+    "admin": "manage the workspace",
 }
 
 
@@ -17,7 +37,8 @@ class PermissionDenied(Exception):
     """The caller's role does not allow the action."""
 
     def __init__(self, action: str, role: str) -> None:
-        super().__init__(f"your role ({role}) does not allow you to {action} records")
+        phrase = _ACTION_PHRASES.get(action, f"{action} records")
+        super().__init__(f"your role ({role}) does not allow you to {phrase}")
         self.action = action
         self.role = role
 
