@@ -39,6 +39,10 @@ def make_engine(url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
+            # Reads are most of the work: map the file instead of copying pages through
+            # read() calls, and keep more of the hot B-tree pages per connection.
+            cursor.execute("PRAGMA mmap_size=268435456")
+            cursor.execute("PRAGMA cache_size=-32768")
             cursor.close()
 
     return engine

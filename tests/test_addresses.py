@@ -118,6 +118,20 @@ def test_canonical_email_falls_back_to_idna2003(monkeypatch: pytest.MonkeyPatch)
     assert canonical_email("a@example.com") == "a@example.com"
 
 
+@settings(max_examples=500)
+@given(st.text(alphabet="abcxyz019-._", min_size=1, max_size=30))
+def test_plain_ascii_domains_skip_idna_without_changing_the_answer(domain: str) -> None:
+    # The fast path must return exactly what the IDNA encoders would, or defer to them.
+    fast = addr_mod._plain_ascii_domain(domain)
+    if fast is not None:
+        assert fast == addr_mod._idna_domain(domain) == domain
+
+
+def test_punycode_labels_still_go_through_idna() -> None:
+    assert addr_mod._plain_ascii_domain("xn--bcher-kva.de") is None
+    assert canonical_email("x@xn--bcher-kva.de") == "x@xn--bcher-kva.de"
+
+
 @pytest.mark.parametrize("raw", ["A@B.com", "jose@bücher.de", "x@xn--bcher-kva.de", "<a@b.co>"])
 def test_canonical_email_idempotent_examples(raw: str) -> None:
     once = canonical_email(raw)

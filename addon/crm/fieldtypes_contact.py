@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -74,6 +75,8 @@ def parse_emails(raw: Any, options: Options) -> list[str] | None:
 
 def _readable_email(email: str) -> str:
     local, _, domain = email.partition("@")
+    if "xn--" not in domain:
+        return email  # only punycode labels read differently in Unicode
     try:
         return f"{local}@{idna.decode(domain)}"
     except (idna.IDNAError, UnicodeError, ValueError):
@@ -120,7 +123,9 @@ def parse_phones(raw: Any, options: Options) -> list[str] | None:
     return phones or None
 
 
+@functools.lru_cache(maxsize=4096)
 def _readable_phone(phone: str) -> str:
+    # Formatting walks phonenumbers' metadata; cards show the same numbers again and again.
     try:
         number = phonenumbers.parse(phone, None)
     except phonenumbers.NumberParseException:
