@@ -1,4 +1,4 @@
-"""Demo CRM data for local runs: a workspace with companies, contacts and deals."""
+"""Demo CRM data for local runs: a workspace with companies, contacts, deals and views."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from addon.crm.models import Workspace
 from addon.crm.records import link_thread, save_record
+from addon.crm.views import save_view
 from addon.crm.workspaces import folders_by_key, resolve_member
 
 COMPANIES = [
@@ -80,5 +81,32 @@ def seed_demo(session: Session, domain: str) -> bool:
         contacts["alice.martin@acme.com"],
         "thread-acme-renewal",
         "Renewal terms for 2027",
+    )
+    # Views as a team would keep them: one shared segment, one personal list.
+    save_view(
+        session,
+        member,
+        folders["contacts"],
+        "Customers",
+        {
+            "match": "all",
+            "conditions": [{"field": "lifecycle_stage", "op": "equals", "value": "customer"}],
+        },
+        shared=True,
+    )
+    save_view(
+        session,
+        member,
+        folders["contacts"],
+        "Open leads",
+        {
+            "match": "any",
+            "conditions": [
+                {"field": "lifecycle_stage", "op": "equals", "value": "lead"},
+                {"field": "lifecycle_stage", "op": "equals", "value": "qualified"},
+            ],
+            "sort": {"field": "_title", "desc": False},
+        },
+        shared=False,
     )
     return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from addon.cards.records import FOLDER_ICONS, display_value, record_line
+from addon.cards.views import ViewLine, homepage_views_sections
 from addon.cards.widgets import (
     Actions,
     Widget,
@@ -19,9 +20,8 @@ from addon.cards.widgets import (
 )
 from addon.crm.fields import field_type
 from addon.crm.models import Member, Record
+from addon.crm.records import SUMMARY_FIELDS
 from addon.crm.sidebar import MessageContext, Participant
-
-SUMMARY_FIELDS = ("job_title", "company", "phones", "emails", "lifecycle_stage", "owner")
 
 
 def _add_contact(actions: Actions, ctx: MessageContext, person: Participant) -> dict[str, Any]:
@@ -55,7 +55,9 @@ def _participant_line(actions: Actions, ctx: MessageContext, person: Participant
     return decorated(label, top=person.role.upper(), bottom=bottom, icon="EMAIL", side_button=side)
 
 
-def _known_contact_sections(actions: Actions, ctx: MessageContext) -> list[dict[str, Any]]:
+def _known_contact_sections(
+    actions: Actions, ctx: MessageContext, locale: str, tz: str
+) -> list[dict[str, Any]]:
     detail = ctx.detail
     assert detail is not None
     record = detail.record
@@ -68,7 +70,7 @@ def _known_contact_sections(actions: Actions, ctx: MessageContext) -> list[dict[
         if fdef.type == "link":
             widgets.extend(record_line(actions, target) for target in detail.links.get(key, []))
             continue
-        text = display_value(fdef, detail.values.get(key), detail.members)
+        text = display_value(fdef, detail.values.get(key), detail.members, locale=locale, tz=tz)
         if text:
             widgets.append(decorated(esc(text), top=esc(fdef.label)))
     buttons = [
@@ -101,7 +103,7 @@ def _known_contact_sections(actions: Actions, ctx: MessageContext) -> list[dict[
         decorated(
             esc(deal.title),
             top=esc(str(stage or "new").capitalize()),
-            bottom=esc(currency.display(amount)) if amount else None,
+            bottom=esc(currency.display_for(amount, locale, tz)) if amount else None,
             icon="DOLLAR",
             on_click=actions.on_click("open_record", record_id=deal.id, thread_id=ctx.thread_id),
         )
@@ -157,13 +159,15 @@ def _unknown_sender_sections(actions: Actions, ctx: MessageContext) -> list[dict
     return [section(widgets, "Sender" if not ctx.user_is_sender else "Recipient")]
 
 
-def message_card(actions: Actions, ctx: MessageContext) -> dict[str, Any]:
-    """The card shown beside an open message."""
+def message_card(
+    actions: Actions, ctx: MessageContext, *, locale: str = "en", tz: str = "UTC"
+) -> dict[str, Any]:
+    """The card shown beside an open message, values shown in the user's locale and zone."""
     sections: list[dict[str, Any]] = []
     if ctx.primary is None:
         sections.append(section([paragraph("No one outside your team is on this message.")]))
     elif ctx.detail is not None:
-        sections.extend(_known_contact_sections(actions, ctx))
+        sections.extend(_known_contact_sections(actions, ctx, locale, tz))
     else:
         sections.extend(_unknown_sender_sections(actions, ctx))
     rest = [p for p in ctx.focus[1:] + ctx.others]
@@ -190,8 +194,10 @@ def homepage_card(
     results: list[Record] | None = None,
     recent: list[Record] | None = None,
     created: list[Record] | None = None,
+    views: list[ViewLine] | None = None,
+    more_views: bool = False,
 ) -> dict[str, Any]:
-    """The homepage: search, recent records and create buttons."""
+    """The homepage: search, saved views (with counts), recent records and create buttons."""
     search_widgets: list[Widget] = [
         text_input("query", "Search by name, email, company or domain", query),
         button_list(button("Search", actions.on_click("search"), filled=True)),
@@ -207,6 +213,7 @@ def homepage_card(
     )
     sections = [
         section(search_widgets, "Search"),
+        *(homepage_views_sections(actions, views, more=more_views) if views is not None else []),
         section(
             [record_line(actions, r) for r in recent or []], "Recently viewed", collapsible=True
         ),

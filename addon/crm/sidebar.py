@@ -14,7 +14,7 @@ from addon.crm.records import (
     find_company_by_domain,
     find_contacts_by_email,
     find_contacts_on_thread,
-    load_detail,
+    load_summary,
     open_deals_for,
 )
 from addon.gmail.addresses import (
@@ -136,7 +136,7 @@ def build_message_context(
     if primary is None:
         return context
     if primary.contact is not None:
-        context.detail = load_detail(session, primary.contact, full=False)
+        context.detail = load_summary(session, primary.contact)
         company_ids = [r.id for r in context.detail.links.get("company", [])]
         context.open_deals = open_deals_for(session, [primary.contact.id, *company_ids])
     elif primary.suggestible:

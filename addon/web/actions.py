@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify
-from sqlalchemy import select
+from flask import g
 
-from addon.auth.roles import PermissionDenied, can, require
+from addon.auth.roles import can
 from addon.cards import records as record_cards
 from addon.cards.responses import notify, pop_and_update, push, trigger_card, update
 from addon.cards.sidebar import homepage_card
 from addon.cards.widgets import button, button_list, card, decorated, esc, section
-from addon.crm.models import Member, Record
+from addon.crm.models import Record
 from addon.crm.records import (
-    RecordNotFound,
+    RecordDetail,
     ValidationError,
     add_note,
     get_record,
@@ -27,80 +26,12 @@ from addon.crm.records import (
     unlink_thread,
 )
 from addon.crm.sidebar import contact_prefill
-from addon.crm.workspaces import folder_fields, folders_by_key
-from addon.web.events import AddonRequest, addon_endpoint
-
-bp = Blueprint("actions", __name__)
-
-Result = dict[str, Any] | Response
-ACTIONS: dict[str, tuple[str, Callable[[AddonRequest], Result]]] = {}
-
-
-def action(
-    name: str, permission: str
-) -> Callable[[Callable[[AddonRequest], Result]], Callable[[AddonRequest], Result]]:
-    """Register an action handler with the permission it needs."""
-
-    def register(handler: Callable[[AddonRequest], Result]) -> Callable[[AddonRequest], Result]:
-        ACTIONS[name] = (permission, handler)
-        return handler
-
-    return register
-
-
-@bp.post("/actions/<name>")
-@addon_endpoint
-def dispatch(req: AddonRequest, name: str) -> Result:
-    """Run a registered action after the one authorization check."""
-    entry = ACTIONS.get(name)
-    if entry is None:
-        response = jsonify({"error": f"unknown action “{name}”"})
-        response.status_code = 404
-        return response
-    permission, handler = entry
-    try:
-        require(req.member, permission)
-        return handler(req)
-    except PermissionDenied as exc:
-        g.db_rollback = True
-        return push(record_cards.error_card("Not allowed", str(exc).capitalize() + "."))
-    except RecordNotFound:
-        response = jsonify({"error": "record not found in your workspace"})
-        response.status_code = 403
-        return response
-
-
-def _members(req: AddonRequest) -> list[Member]:
-    return list(
-        req.session.execute(
-            select(Member)
-            .where(Member.workspace_id == req.member.workspace_id)
-            .order_by(Member.email)
-            .limit(99)
-        ).scalars()
-    )
-
-
-def _record_card(req: AddonRequest, record: Record) -> dict[str, Any]:
-    thread_id = req.thread_id() or None
-    return record_cards.record_card(
-        req.actions,
-        load_detail(req.session, record),
-        thread_id=thread_id,
-        subject=req.param("subject"),
-    )
-
-
-def _folder(req: AddonRequest, key: str) -> Any:
-    folder = folders_by_key(req.session, req.member.workspace_id).get(key)
-    if folder is None:
-        raise RecordNotFound(key)
-    return folder
-
-
-def _context_params(req: AddonRequest) -> dict[str, str]:
-    keep = ("thread_id", "subject", "company_domain", "link_to")
-    return {k: req.param(k) for k in keep if req.param(k)}
+from addon.crm.workspaces import folder_fields
+from addon.web.events import AddonRequest
+from addon.web.helpers import context_params, folder_for, members_of, record_card_for
+from addon.web.hygiene_actions import duplicate_warning, restore_form, unreadable_form
+from addon.web.registry import Result, action
+from addon.web.view_actions import homepage_views
 
 
 @action("search", "view")
@@ -108,7 +39,17 @@ def search(req: AddonRequest) -> Result:
     """Homepage search."""
     query = req.text("query").strip()
     results = search_records(req.session, req.member.workspace_id, query) if query else None
-    return update(homepage_card(req.actions, req.member, query=query, results=results))
+    views, more_views = homepage_views(req.session, req.member)
+    return update(
+        homepage_card(
+            req.actions,
+            req.member,
+            query=query,
+            results=results,
+            views=views,
+            more_views=more_views,
+        )
+    )
 
 
 @action("open_record", "view")
@@ -116,13 +57,13 @@ def open_record(req: AddonRequest) -> Result:
     """Push a record's card."""
     record = get_record(req.session, req.member.workspace_id, req.param("record_id"))
     mark_viewed(req.session, req.member, record)
-    return push(_record_card(req, record), state_changed=True)
+    return push(record_card_for(req, record), state_changed=True)
 
 
 @action("new_record", "create")
 def new_record(req: AddonRequest) -> Result:
     """Push an empty create form for a folder."""
-    folder = _folder(req, req.param("folder"))
+    folder = folder_for(req, req.param("folder"))
     values: dict[str, Any] = {}
     if req.param("link_to"):
         linked = get_record(req.session, req.member.workspace_id, req.param("link_to"))
@@ -131,7 +72,14 @@ def new_record(req: AddonRequest) -> Result:
     fields = folder_fields(req.session, folder.id)
     return push(
         record_cards.record_form(
-            req.actions, folder, fields, _members(req), values=values, hidden=_context_params(req)
+            req.actions,
+            folder,
+            fields,
+            members_of(req),
+            values=values,
+            hidden=context_params(req),
+            locale=req.locale,
+            tz=req.timezone,
         )
     )
 
@@ -139,17 +87,24 @@ def new_record(req: AddonRequest) -> Result:
 @action("new_contact", "create")
 def new_contact(req: AddonRequest) -> Result:
     """Push the Add contact form pre-filled from a message participant."""
-    folder = _folder(req, "contacts")
+    folder = folder_for(req, "contacts")
     values, company_domain = contact_prefill(
         req.session, req.member, req.param("email"), req.param("name")
     )
-    hidden = _context_params(req)
+    hidden = context_params(req)
     if company_domain:
         hidden["company_domain"] = company_domain
     fields = folder_fields(req.session, folder.id)
     return push(
         record_cards.record_form(
-            req.actions, folder, fields, _members(req), values=values, hidden=hidden
+            req.actions,
+            folder,
+            fields,
+            members_of(req),
+            values=values,
+            hidden=hidden,
+            locale=req.locale,
+            tz=req.timezone,
         )
     )
 
@@ -158,18 +113,20 @@ def _form_for_errors(
     req: AddonRequest, folder: Any, errors: dict[str, str], record: Record | None
 ) -> Result:
     fields = folder_fields(req.session, folder.id)
-    # Show what the user typed, not what is stored, so they can correct it.
-    typed: dict[str, Any] = {k: ", ".join(v) for k, v in req.form.items()}
     detail = load_detail(req.session, record) if record is not None else None
+    # Show what the user typed, not what is stored, so they can correct it.
     form = record_cards.record_form(
         req.actions,
         folder,
         fields,
-        _members(req),
-        values=typed,
+        members_of(req),
+        values=detail.values if detail is not None else None,
         detail=detail,
         errors=errors,
-        hidden=_context_params(req),
+        hidden=context_params(req),
+        typed=req.form,
+        locale=req.locale,
+        tz=req.timezone,
     )
     g.db_rollback = True
     return update(form)
@@ -177,8 +134,15 @@ def _form_for_errors(
 
 @action("create_record", "create")
 def create_record(req: AddonRequest) -> Result:
-    """Save a new record from its form; show the form again when input is invalid."""
-    folder = _folder(req, req.param("folder"))
+    """Save a new record from its form; show the form again when input is invalid.
+
+    A record matching existing ones (email, phone, domain, company name) is not kept: the
+    answer shows the matches, and "Create anyway" comes back with force=1 and the form.
+    """
+    folder = folder_for(req, req.param("folder"))
+    force = req.param("force") == "1"
+    if force and req.param("values") and not restore_form(req):
+        return unreadable_form()
     form = dict(req.form)
     if req.param("link_to"):
         linked = get_record(req.session, req.member.workspace_id, req.param("link_to"))
@@ -196,8 +160,13 @@ def create_record(req: AddonRequest) -> Result:
         )
     except ValidationError as exc:
         return _form_for_errors(req, folder, exc.errors, None)
+    warning = None if force else duplicate_warning(req, folder, record)
+    if warning is not None:
+        return warning
     mark_viewed(req.session, req.member, record)
-    return update(_record_card(req, record), state_changed=True, notify=f"{folder.singular} saved")
+    return update(
+        record_card_for(req, record), state_changed=True, notify=f"{folder.singular} saved"
+    )
 
 
 @action("edit_record", "edit")
@@ -210,28 +179,60 @@ def edit_record(req: AddonRequest) -> Result:
             req.actions,
             record.folder,
             detail.fields,
-            _members(req),
+            members_of(req),
             values=detail.values,
             detail=detail,
+            locale=req.locale,
+            tz=req.timezone,
         )
     )
+
+
+# Google leaves these inputs out of formInputs when they are empty (an unticked checkbox,
+# a multiselect with nothing chosen, a cleared picker). The edit form showed them all, so
+# a missing one means "emptied", not "unchanged".
+_OMITTED_WHEN_EMPTY = frozenset({"checkbox", "multidropdown", "date", "datetime"})
+
+
+def _edited_form(detail: RecordDetail, submitted: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The submitted edit form as save_record should read it, so that an untouched form
+    changes nothing."""
+    form = dict(submitted)
+    for fdef in detail.fields:
+        stored = detail.values.get(fdef.key)
+        given = form.get(fdef.key)
+        if given is None:
+            # A checkbox that was never set shows unticked; left so, it stays unknown.
+            never_set_checkbox = fdef.type == "checkbox" and stored is None
+            if fdef.type in _OMITTED_WHEN_EMPTY and not never_set_checkbox:
+                form[fdef.key] = []
+        elif fdef.type == "link":
+            shown = ", ".join(r.title for r in detail.links.get(fdef.key, []))
+            # The link as shown is kept as it is rather than looked up again by title,
+            # which could pick another record of the same name.
+            if shown and ", ".join(given).strip() == shown:
+                del form[fdef.key]
+        elif fdef.type == "datetime" and stored and len(given) == 1 and given[0].isdigit():
+            # Pickers work in minutes: the stored seconds of an imported value are kept.
+            try:
+                stored_minute = int(datetime.fromisoformat(str(stored)).timestamp()) // 60
+            except ValueError:
+                continue
+            if int(given[0]) // 60000 == stored_minute:
+                del form[fdef.key]
+    return form
 
 
 @action("update_record", "edit")
 def update_record(req: AddonRequest) -> Result:
     """Save an edited record; show the form again when input is invalid."""
     record = get_record(req.session, req.member.workspace_id, req.param("record_id"))
-    form = dict(req.form)
-    # Google leaves an unticked checkbox out of formInputs: the edit form showed every
-    # checkbox, so a missing one means "unticked", not "unchanged".
-    for fdef in folder_fields(req.session, record.folder_id):
-        if fdef.type == "checkbox":
-            form.setdefault(fdef.key, [])
+    form = _edited_form(load_detail(req.session, record, full=False), req.form)
     try:
         save_record(req.session, req.member, record.folder, form, record)
     except ValidationError as exc:
         return _form_for_errors(req, record.folder, exc.errors, record)
-    return pop_and_update(_record_card(req, record), notify="Saved")
+    return pop_and_update(record_card_for(req, record), notify="Saved")
 
 
 @action("link_search", "link")
@@ -256,7 +257,7 @@ def link(req: AddonRequest) -> Result:
     except ValidationError as exc:
         return notify(next(iter(exc.errors.values())).capitalize())
     message = "Thread linked" if created else "This thread was already linked"
-    return update(_record_card(req, record), state_changed=created, notify=message)
+    return update(record_card_for(req, record), state_changed=created, notify=message)
 
 
 @action("unlink_thread", "link")
@@ -265,7 +266,7 @@ def unlink(req: AddonRequest) -> Result:
     record = get_record(req.session, req.member.workspace_id, req.param("record_id"))
     removed = unlink_thread(req.session, record, req.thread_id())
     return update(
-        _record_card(req, record),
+        record_card_for(req, record),
         state_changed=removed,
         notify="Thread unlinked" if removed else "Not linked",
     )
@@ -294,13 +295,13 @@ def create_note(req: AddonRequest) -> Result:
                 error=next(iter(exc.errors.values())).capitalize(),
             )
         )
-    return pop_and_update(_record_card(req, record), notify="Note added")
+    return pop_and_update(record_card_for(req, record), notify="Note added")
 
 
 @action("settings", "view")
 def settings(req: AddonRequest) -> Result:
     """The universal Settings action: workspace and members (managed by admins)."""
-    members = _members(req)
+    members = members_of(req)
     widgets = [decorated(esc(m.email), bottom=esc(m.role), icon="PERSON") for m in members]
     workspace = req.member.workspace
     sections = [section(widgets, f"Members of {esc(workspace.domain)}")]

@@ -38,8 +38,8 @@ from addon.crm.structure import (
     set_folder_active,
     value_count,
 )
-from addon.web.actions import Result, action
 from addon.web.events import AddonRequest
+from addon.web.registry import Result, action
 
 Card = dict[str, Any]
 

@@ -17,6 +17,7 @@ from addon.crm.sidebar import build_message_context
 from addon.gmail.addresses import canonical_email
 from addon.gmail.client import GmailError, MessageMeta, run_in_background
 from addon.web.events import AddonRequest, addon_endpoint, mailbox_for
+from addon.web.view_actions import homepage_views
 
 bp = Blueprint("triggers", __name__)
 
@@ -28,12 +29,15 @@ def homepage(req: AddonRequest) -> dict[str, Any]:
     member = req.member
     if not can(member, "view"):
         return trigger_card(error_card("Inbox CRM", "Your role does not allow viewing records."))
+    views, more_views = homepage_views(req.session, member)
     return trigger_card(
         homepage_card(
             req.actions,
             member,
             recent=recent_records(req.session, member),
             created=recently_created(req.session, member.workspace_id),
+            views=views,
+            more_views=more_views,
         )
     )
 
@@ -64,7 +68,7 @@ def gmail_message(req: AddonRequest) -> dict[str, Any]:
     context = build_message_context(
         req.session, req.member, thread_id=meta.thread_id or req.thread_id(), headers=meta.headers
     )
-    return trigger_card(message_card(req.actions, context))
+    return trigger_card(message_card(req.actions, context, locale=req.locale, tz=req.timezone))
 
 
 @bp.post("/gmail/compose")
