@@ -62,6 +62,8 @@ def render_deployment(
             "common": {
                 "name": name,
                 "logoUrl": logo_url if logo_url is not None else f"{base}/static/logo.png",
+                # Events then carry userLocale and timeZone (with the script.locale scope).
+                "useLocaleFromApp": True,
                 "homepageTrigger": {"runFunction": f"{base}/homepage", "enabled": True},
                 "universalActions": [
                     {"label": "Settings", "runFunction": f"{base}/actions/settings"},

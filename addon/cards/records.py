@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
 from addon.cards.widgets import (
+    MAX_ITEMS,
     Actions,
     Widget,
     button,
     button_list,
     card,
+    checkbox,
     date_picker,
+    date_time_picker,
     decorated,
     dropdown,
     error_line,
     esc,
+    multi_select,
     paragraph,
     section,
     text_input,
 )
-from addon.crm.fields import field_type
+from addon.crm.fields import ADDRESS_PARTS, FieldError, field_type
+from addon.crm.fieldtypes_base import utc_iso, zone
 from addon.crm.models import FieldDef, Folder, Member, Record
 from addon.crm.records import RecordDetail
 
@@ -38,21 +45,50 @@ def record_line(actions: Actions, record: Record, *, bottom: str | None = None) 
     )
 
 
-def display_value(fdef: FieldDef, value: Any, members: dict[int, Member]) -> str:
-    """A stored value as text for a card."""
+def display_value(
+    fdef: FieldDef,
+    value: Any,
+    members: dict[int, Member],
+    *,
+    locale: str = "en",
+    tz: str = "UTC",
+) -> str:
+    """A stored value as text for a card, in the viewer's locale and time zone."""
     if value is None or value == "" or value == []:
         return ""
     if fdef.type == "user":
-        member = members.get(int(value))
+        member = members.get(value) if isinstance(value, int) else None
         return member.email if member else ""
     # The field's options carry display details: an auto-number prefix, decimals.
-    return field_type(fdef.type).display(value, options=fdef.options)
+    return field_type(fdef.type).display_for(value, locale, tz, fdef.options)
+
+
+def moment_text(moment: datetime, locale: str = "en", tz: str = "UTC") -> str:
+    """A timestamp (note, link) in the viewer's locale and time zone."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC datetimes
+    return field_type("datetime").display_for(utc_iso(moment), locale, tz)
+
+
+def day_text(moment: datetime, locale: str = "en", tz: str = "UTC") -> str:
+    """The calendar day of a timestamp in the viewer's zone, written per locale."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local_day = moment.astimezone(zone(tz)).date()
+    return field_type("date").display_for(local_day.isoformat(), locale, tz)
 
 
 def record_card(
-    actions: Actions, detail: RecordDetail, *, thread_id: str | None = None, subject: str = ""
+    actions: Actions,
+    detail: RecordDetail,
+    *,
+    thread_id: str | None = None,
+    subject: str = "",
+    can_merge: bool = False,
+    locale: str = "en",
+    tz: str = "UTC",
 ) -> dict[str, Any]:
-    """The full card of a contact, company, deal or custom record."""
+    """The full card of a contact, company, deal or custom record, in the viewer's locale."""
     record = detail.record
     field_widgets: list[Widget] = []
     for fdef in detail.fields:
@@ -61,7 +97,9 @@ def record_card(
             for target in targets:
                 field_widgets.append(record_line(actions, target, bottom=esc(fdef.label)))
             continue
-        text = display_value(fdef, detail.values.get(fdef.key), detail.members)
+        text = display_value(
+            fdef, detail.values.get(fdef.key), detail.members, locale=locale, tz=tz
+        )
         if text:
             field_widgets.append(decorated(esc(text), top=esc(fdef.label)))
     if not field_widgets:
@@ -84,6 +122,10 @@ def record_card(
         buttons.append(
             button("New deal", actions.on_click("new_record", folder="deals", link_to=record.id))
         )
+    if can_merge:
+        buttons.append(
+            button("Find duplicates", actions.on_click("find_duplicates", record_id=record.id))
+        )
 
     related_widgets = [
         record_line(actions, other)
@@ -93,7 +135,7 @@ def record_card(
     thread_widgets = [
         decorated(
             esc(link.subject or "(no subject)"),
-            bottom=f"Linked {link.linked_at:%Y-%m-%d} · {esc(link.reason)}",
+            bottom=f"Linked {day_text(link.linked_at, locale, tz)} · {esc(link.reason)}",
             icon="EMAIL",
             side_button=button(
                 "Unlink",
@@ -104,7 +146,9 @@ def record_card(
     ]
     note_widgets = [
         decorated(
-            esc(note.body[:500]), bottom=f"{note.created_at:%Y-%m-%d %H:%M}", icon="DESCRIPTION"
+            esc(note.body[:500]),
+            bottom=moment_text(note.created_at, locale, tz),
+            icon="DESCRIPTION",
         )
         for note in detail.notes
     ]
@@ -124,27 +168,199 @@ def record_card(
 
 
 def _date_ms(value: Any) -> int | None:
+    """A date input (ISO day or picker milliseconds) as the picker's midnight-UTC milliseconds."""
     if not value:
         return None
-    if str(value).lstrip("-").isdigit():
-        return int(value)
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
     try:
-        day = date.fromisoformat(str(value))
+        day = date.fromisoformat(text[:10])
     except ValueError:
         return None
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
 
 
-def _form_text(fdef: FieldDef, value: Any, detail: RecordDetail | None) -> str:
+def _moment_ms(value: Any) -> int | None:
+    """A date-time input (ISO text or picker milliseconds) as milliseconds since the epoch."""
+    if not value:
+        return None
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def zone_offset_minutes(tz: str | None, at_ms: int | None = None) -> int | None:
+    """The UTC offset (minutes) of a time zone at a moment (now when None); None without a zone.
+
+    The offset is taken at the value shown, so a July date-time picked in January still
+    shows summer time.
+    """
+    if not tz:
+        return None
+    moment = (
+        datetime.fromtimestamp(at_ms / 1000, tz=UTC)
+        if at_ms is not None and abs(at_ms) < 253402300799000
+        else datetime.now(UTC)
+    )
+    offset = moment.astimezone(zone(tz)).utcoffset()
+    return int(offset.total_seconds() // 60) if offset is not None else 0
+
+
+_HINTS = {
+    "number": "A number, e.g. 1250.50",
+    "percent": "A percentage, e.g. 12.5",
+    "email": "Separate several with commas",
+    "phone": "Separate several with commas; e.g. +49 30 1234567",
+    "url": "A web address, e.g. https://example.com",
+    "skype": "A Skype name or live: id",
+    "social": "Profile links (LinkedIn, X, Facebook, GitHub, Instagram), separated by commas",
+    "link": "Type a name; a new one is created if none matches",
+}
+_ADDRESS_LABELS = ("Street", "City", "Region or state", "Postal code", "Country")
+_COMPUTED_NOTES = {
+    "autonumber": ("Assigned when saved", "Assigned automatically"),
+    "formula": ("Calculated when saved", "Calculated from a formula"),
+    "stats": ("No email activity yet", "Counted from email activity"),
+}
+
+
+def _hint(fdef: FieldDef) -> str | None:
+    if fdef.type == "currency":
+        code = str(fdef.options.get("default_currency") or "USD")
+        return f"Amount and currency, e.g. 1250.50 {code}"
+    return _HINTS.get(fdef.type)
+
+
+def _checked(inputs: list[str]) -> bool:
+    try:
+        return field_type("checkbox").parse(inputs) is True
+    except FieldError:
+        return False
+
+
+def _address_parts(inputs: list[str]) -> list[str]:
+    """Street, city, region, postal code and country from an address input."""
+    if len(inputs) == 1 and inputs[0].strip().startswith("{"):
+        try:
+            stored = json.loads(inputs[0])
+        except ValueError:
+            stored = None
+        if isinstance(stored, dict):
+            return [str(stored.get(part) or "") for part in ADDRESS_PARTS]
+    parts = list(inputs[: len(ADDRESS_PARTS)])
+    return parts + [""] * (len(ADDRESS_PARTS) - len(parts))
+
+
+def member_choices(
+    members: list[Member], selected: str | None, known: dict[int, Member] | None = None
+) -> list[tuple[str, str]]:
+    """("#id", email) choices for a user field, always including the selected member."""
+    choices = [(f"#{m.id}", m.email) for m in members]
+    if selected and selected not in dict(choices):
+        # The selected member may be beyond the first page of members: keep them, or
+        # saving the form unchanged would clear the field.
+        member_id = selected[1:]
+        found = (known or {}).get(int(member_id)) if member_id.isdigit() else None
+        choices = [*choices[: MAX_ITEMS - 2], (selected, found.email if found else selected)]
+    return choices[: MAX_ITEMS - 1]
+
+
+def input_widgets(
+    fdef: FieldDef,
+    name: str,
+    label: str,
+    inputs: list[str],
+    members: list[Member],
+    *,
+    known_members: dict[int, Member] | None = None,
+    tz: str | None = None,
+) -> list[Widget]:
+    """The input widget(s) of one editable field, showing `inputs` (form strings).
+
+    `inputs` is what the form would submit for the value: a stored value through its
+    type's `to_input`, or what the user typed. Submitting the widgets unchanged gives the
+    same strings back, so saving an untouched form changes nothing. `tz` is the user's
+    zone for date-time pickers (None lets Google use the user's own setting).
+    """
+    first = inputs[0] if inputs else None
+    if fdef.type == "dropdown":
+        choices = [(c, c.capitalize()) for c in map(str, fdef.options.get("choices", []))]
+        if first and first not in dict(choices):
+            # A value that is no longer a choice is shown, not silently dropped on save.
+            choices.append((first, f"{first} (no longer a choice)"))
+        return [dropdown(name, label, choices, first)]
+    if fdef.type == "multidropdown":
+        choices = [(c, c) for c in map(str, fdef.options.get("choices", []))]
+        known = dict(choices)
+        choices += [(v, f"{v} (no longer a choice)") for v in inputs if v and v not in known]
+        return [multi_select(name, label, choices, set(inputs))]
+    if fdef.type == "user":
+        return [dropdown(name, label, member_choices(members, first, known_members), first)]
+    if fdef.type == "checkbox":
+        return [checkbox(name, esc(label), _checked(inputs))]
+    if fdef.type == "date":
+        return [date_picker(name, label, _date_ms(first))]
+    if fdef.type == "datetime":
+        ms = _moment_ms(first)
+        return [date_time_picker(name, label, ms, zone_offset_minutes(tz, ms))]
+    if fdef.type == "address":
+        # Five inputs named name.0 … name.4: the event reader gathers them into one list,
+        # which the address type reads part by part.
+        return [
+            text_input(
+                f"{name}.{index}",
+                f"{label} · {part}",
+                value,
+                hint="Two-letter code (DE, US) or name" if part == "Country" else None,
+            )
+            for index, (part, value) in enumerate(
+                zip(_ADDRESS_LABELS, _address_parts(inputs), strict=True)
+            )
+        ]
+    if fdef.type == "multiline":
+        return [text_input(name, label, "\n".join(inputs), multiline=True)]
+    return [text_input(name, label, ", ".join(inputs), hint=_hint(fdef))]
+
+
+def form_inputs(
+    fdef: FieldDef, value: Any, links: dict[str, list[Record]] | None = None
+) -> list[str]:
+    """The form strings showing a stored (or pre-filled) value in the record form."""
+    if fdef.type == "link":
+        if links is not None and fdef.key in links:
+            titles = ", ".join(r.title for r in links[fdef.key])
+            return [titles] if titles else []
+        if isinstance(value, str):
+            return [value]  # a pre-filled name ("Acme" for a new contact's company)
+        return field_type("link").to_input(value) if value else []
+    if fdef.type == "user":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return [f"#{value}"]
+        return [str(value)] if value else []
+    if value is None:
+        return []
+    if isinstance(value, str) and fdef.type == "multidropdown":
+        return [part.strip() for part in value.split(",") if part.strip()]
     if isinstance(value, str):
-        return value  # what the user typed, shown again after a validation error
-    if fdef.type == "link" and detail is not None:
-        return ", ".join(r.title for r in detail.links.get(fdef.key, []))
-    if fdef.type in ("email", "phone"):
-        return ", ".join(value or [])
-    if fdef.type == "currency" and value:
-        return f"{value['amount']} {value['currency']}"
-    return "" if value is None else str(value)
+        return [value]  # stored text, or typed text passed back as it is
+    try:
+        return field_type(fdef.type).to_input(value)
+    except (TypeError, ValueError, KeyError):
+        return [str(value)]
+
+
+def _read_only_line(fdef: FieldDef, value: Any, locale: str, tz: str) -> Widget:
+    empty, note = _COMPUTED_NOTES.get(fdef.type, ("—", "Read only"))
+    text = display_value(fdef, value, {}, locale=locale, tz=tz)
+    return decorated(esc(text or empty), top=esc(fdef.label), bottom=note)
 
 
 def record_form(
@@ -157,46 +373,42 @@ def record_form(
     detail: RecordDetail | None = None,
     errors: dict[str, str] | None = None,
     hidden: dict[str, str] | None = None,
+    typed: Mapping[str, list[str]] | None = None,
+    locale: str = "en",
+    tz: str | None = None,
 ) -> dict[str, Any]:
-    """The create or edit form of a record, with any validation errors shown in place."""
+    """The create or edit form of a record, with any validation errors shown in place.
+
+    `values` are stored (or pre-filled) values; `typed` is the submitted form, shown
+    instead after a validation error so the user can correct what they typed. Computed
+    fields are shown as text; `locale` and `tz` are the user's, from the event.
+    """
     values = values or {}
     errors = errors or {}
     widgets: list[Widget] = []
     if errors:
         widgets.append(error_line("Please correct the fields below. Nothing was saved."))
+    known = detail.members if detail is not None else {}
     for fdef in fields:
         label = fdef.label + (" *" if fdef.required else "")
-        value = values.get(fdef.key)
         if fdef.type == "link" and fdef.options.get("many"):
             # Many-links are managed from the linked records' cards, but a refused
             # value must still be explained.
             if fdef.key in errors:
                 widgets.append(error_line(f"{fdef.label} {errors[fdef.key]}"))
             continue
-        if fdef.type == "dropdown":
-            choices = [(str(c), str(c).capitalize()) for c in fdef.options.get("choices", [])]
-            widgets.append(dropdown(fdef.key, label, choices, str(value) if value else None))
-        elif fdef.type == "user":
-            choices = [(f"#{m.id}", m.email) for m in members[:99]]
-            widgets.append(dropdown(fdef.key, label, choices, f"#{value}" if value else None))
-        elif fdef.type == "date":
-            widgets.append(date_picker(fdef.key, label, _date_ms(value)))
+        if field_type(fdef.type).read_only:
+            if detail is not None or fdef.type == "autonumber":
+                widgets.append(_read_only_line(fdef, values.get(fdef.key), locale, tz or "UTC"))
+            continue
+        if typed is not None:
+            inputs = list(typed.get(fdef.key, []))
         else:
-            hint = {
-                "email": "Separate several with commas",
-                "phone": "Separate several with commas",
-            }.get(fdef.type)
-            if fdef.type == "link":
-                hint = "Type a name; a new one is created if none matches"
-            widgets.append(
-                text_input(
-                    fdef.key,
-                    label,
-                    _form_text(fdef, value, detail),
-                    hint=hint,
-                    multiline=fdef.type == "multiline",
-                )
-            )
+            links = detail.links if detail is not None else None
+            inputs = form_inputs(fdef, values.get(fdef.key), links)
+        widgets.extend(
+            input_widgets(fdef, fdef.key, label, inputs, members, known_members=known, tz=tz)
+        )
         if fdef.key in errors:
             widgets.append(error_line(f"{fdef.label} {errors[fdef.key]}"))
     for key in errors.keys() - {f.key for f in fields}:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 Widget = dict[str, Any]
 MAX_WIDGETS = 100
+MAX_ITEMS = 100  # items of one selection input
 ERROR_COLOR = "#d93025"
 
 
@@ -100,22 +102,98 @@ def text_input(
     return {"textInput": body}
 
 
-def dropdown(name: str, label: str, choices: list[tuple[str, str]], selected: str | None) -> Widget:
-    """A dropdown with an empty first choice; choices are (value, text) pairs."""
-    items = [{"text": "—", "value": "", "selected": not selected}]
+def dropdown(
+    name: str,
+    label: str,
+    choices: list[tuple[str, str]],
+    selected: str | None,
+    *,
+    on_change: dict[str, Any] | None = None,
+    blank: bool = True,
+) -> Widget:
+    """A dropdown, with an empty first choice unless `blank` is False; choices are (value, text).
+
+    `on_change` (an action, not an onClick) submits the form when the choice changes.
+    """
+    items = [{"text": "—", "value": "", "selected": not selected}] if blank else []
     items += [
         {"text": text, "value": value, "selected": value == selected} for value, text in choices
     ]
+    body: dict[str, Any] = {"name": name, "label": label, "type": "DROPDOWN", "items": items[:100]}
+    if on_change:
+        body["onChangeAction"] = on_change
+    return {"selectionInput": body}
+
+
+def radio_buttons(
+    name: str, label: str, choices: list[tuple[str, str]], selected: str | None
+) -> Widget:
+    """Radio buttons (one choice); choices are (value, text) pairs."""
+    items = [
+        {"text": text, "value": value, "selected": value == selected} for value, text in choices
+    ]
     return {
-        "selectionInput": {"name": name, "label": label, "type": "DROPDOWN", "items": items[:100]}
+        "selectionInput": {"name": name, "label": label, "type": "RADIO_BUTTON", "items": items}
+    }
+
+
+def multi_select(
+    name: str, label: str, choices: list[tuple[str, str]], selected: Collection[str]
+) -> Widget:
+    """A multiselect menu over a fixed list of at most 100 (value, text) choices."""
+    items = [
+        {"text": text, "value": value, "selected": value in selected}
+        for value, text in choices[:MAX_ITEMS]
+    ]
+    return {
+        "selectionInput": {
+            "name": name,
+            "label": label,
+            "type": "MULTI_SELECT",
+            "items": items,
+            # Google's default is 3 selected items; a multi-choice field allows them all.
+            "multiSelectMaxSelectedItems": max(1, len(items)),
+            "multiSelectMinQueryLength": 0,
+        }
+    }
+
+
+def checkbox(name: str, label: str, checked: bool, *, value: str = "true") -> Widget:
+    """A labelled checkbox; when ticked the form carries `value`, when not the input is absent."""
+    return {
+        "decoratedText": {
+            "text": label,
+            "wrapText": True,
+            "switchControl": {
+                "name": name,
+                "value": value,
+                "selected": checked,
+                "controlType": "CHECK_BOX",
+            },
+        }
     }
 
 
 def date_picker(name: str, label: str, value_ms: int | None) -> Widget:
-    """A date-only picker."""
+    """A date-only picker; its value is midnight UTC of the day."""
     body: dict[str, Any] = {"name": name, "label": label, "type": "DATE_ONLY"}
     if value_ms is not None:
         body["valueMsEpoch"] = str(value_ms)
+    return {"dateTimePicker": body}
+
+
+def date_time_picker(
+    name: str, label: str, value_ms: int | None, offset_minutes: int | None = None
+) -> Widget:
+    """A date and time picker; `offset_minutes` is the UTC offset it shows and reads times in.
+
+    Without an offset Google uses the user's own time zone setting.
+    """
+    body: dict[str, Any] = {"name": name, "label": label, "type": "DATE_AND_TIME"}
+    if value_ms is not None:
+        body["valueMsEpoch"] = str(value_ms)
+    if offset_minutes is not None:
+        body["timezoneOffsetDate"] = offset_minutes
     return {"dateTimePicker": body}
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Response, current_app, g, jsonify, request
 from sqlalchemy.orm import Session
@@ -32,8 +34,29 @@ def _dict(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+_PART_RE = re.compile(r"(.+)\.(\d)")
+_LOCALE_RE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8}){0,3}")
+
+
+def _gather_parts(form: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Inputs named `name.0` … `name.9` (one field shown as several inputs, e.g. an
+    address) gathered into `name`, one string per part in order ("" for a missing part)."""
+    parts: dict[str, dict[int, str]] = {}
+    for name in list(form):
+        match = _PART_RE.fullmatch(name)
+        if match is not None:
+            values = form.pop(name)
+            parts.setdefault(match[1], {})[int(match[2])] = values[0] if values else ""
+    for name, by_index in parts.items():
+        form.setdefault(name, [by_index.get(i, "") for i in range(max(by_index) + 1)])
+    return form
+
+
 def parse_form_inputs(common: dict[str, Any]) -> dict[str, list[str]]:
-    """formInputs as name -> list of strings; dates become milliseconds as text."""
+    """formInputs as name -> list of strings; dates become milliseconds as text.
+
+    Inputs named `name.N` are parts of one value and arrive gathered under `name`.
+    """
     form: dict[str, list[str]] = {}
     for name, entry in _dict(common.get("formInputs"), "formInputs").items():
         entry = _dict(entry, f"formInputs.{name}")
@@ -51,7 +74,39 @@ def parse_form_inputs(common: dict[str, Any]) -> dict[str, list[str]]:
                     if not isinstance(ms, str | int) or not str(ms).lstrip("-").isdigit():
                         raise BadEvent(f"formInputs.{name}.{key}.msSinceEpoch must be a number")
                     form[str(name)] = [str(int(ms))]
-    return form
+    return _gather_parts(form)
+
+
+def user_locale(common: dict[str, Any]) -> str:
+    """The user's locale from the event ("de", "en-GB"); "en" when absent or malformed."""
+    raw = common.get("userLocale")
+    if isinstance(raw, str) and _LOCALE_RE.fullmatch(raw.strip()):
+        return raw.strip().replace("_", "-")
+    return "en"
+
+
+def valid_zone(name: Any) -> str | None:
+    """The name if it is a known IANA time zone, else None."""
+    if not isinstance(name, str) or not name or len(name) > 64:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+    return name
+
+
+def user_timezone(common: dict[str, Any], settings: Any) -> str:
+    """The user's IANA time zone from the event, else the workspace's, else "UTC".
+
+    Google sends `timeZone: {id, offset}` when the add-on may read the locale; an
+    unknown id must not break any card, so it falls back like a missing one.
+    """
+    event_zone = common.get("timeZone")
+    if isinstance(event_zone, dict) and (found := valid_zone(event_zone.get("id"))):
+        return found
+    workspace_zone = settings.get("timezone") if isinstance(settings, dict) else None
+    return valid_zone(workspace_zone) or "UTC"
 
 
 @dataclass
@@ -66,6 +121,9 @@ class AddonRequest:
     parameters: dict[str, str]
     # Work started before the user was resolved (see addon_endpoint's prefetch).
     prefetched: Future[Any] | None = None
+    # The user's locale ("de", "en-GB") and IANA time zone, for what cards display.
+    locale: str = "en"
+    timezone: str = "UTC"
 
     def param(self, name: str, default: str = "") -> str:
         """A parameter copied from the clicked action."""
@@ -178,7 +236,15 @@ def authenticate(prefetch: Prefetch | None = None) -> AddonRequest | Response:
     member = resolve_member(session, hosted_domain or email, email, is_consumer=not hosted_domain)
     g.member_id = member.id
     return AddonRequest(
-        event, member, session, Actions(current_app.config["BASE_URL"]), form, parameters, pending
+        event,
+        member,
+        session,
+        Actions(current_app.config["BASE_URL"]),
+        form,
+        parameters,
+        pending,
+        locale=user_locale(common),
+        timezone=user_timezone(common, member.workspace.settings),
     )
 
 
