@@ -7,8 +7,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, Text, and_, bindparam, cast, delete, func, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import (
+    Select,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.orm import Session, aliased, contains_eager, lazyload
 
 from addon.crm.audit import changed_values, record_audit
 from addon.crm.defaults import CLOSED_DEAL_STAGES
@@ -31,6 +43,7 @@ from addon.crm.models import (
 )
 from addon.crm.workspaces import folder_fields
 from addon.gmail.addresses import canonical_email, registrable_domain
+from addon.ledger.linking import conversation_for_thread, manual_link_added, unlink_manually
 
 FormData = Mapping[str, list[str]]
 
@@ -100,39 +113,96 @@ def _title_for(folder_key: str, values: Mapping[str, Any]) -> str:
     return str(values.get("name") or "")
 
 
+def record_title(folder_key: str, values: Mapping[str, Any]) -> str:
+    """The display title a record of this folder gets from its values (at most 300 chars)."""
+    return _title_for(folder_key, values)[:300]
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """One field as form checking reads it, taken off the ORM object once per checker."""
+
+    fdef: FieldDef
+    id: int
+    key: str
+    type: str
+    read_only: bool
+    required: bool
+    # The field's options with the workspace context its type reads (see runtime_options).
+    options: dict[str, Any]
+
+
+class FormResolver:
+    """How a form's link and user inputs find records and members: one lookup per value.
+
+    save_record uses this one. The importer passes a subclass answering from per-batch
+    caches; the rules and messages stay here, so both ways in refuse the same input.
+    """
+
+    def __init__(self, session: Session, workspace_id: int) -> None:
+        self.session = session
+        self.workspace_id = workspace_id
+        self._folders: dict[str, Folder] = {}
+
+    def parse(self, rule: FieldRule, raw: list[str]) -> Any:
+        """The field type's normalised value of the raw input (FieldError when refused)."""
+        return field_type(rule.type).parse(raw, rule.options)
+
+    def target_folder(self, fdef: FieldDef) -> Folder:
+        """The folder a link field points at."""
+        key = str(fdef.options.get("folder"))
+        if key not in self._folders:
+            self._folders[key] = self.session.execute(
+                select(Folder).where(Folder.workspace_id == self.workspace_id, Folder.key == key)
+            ).scalar_one()
+        return self._folders[key]
+
+    def record_by_id(self, text: str) -> tuple[int, int] | None:
+        """(id, folder id) of the workspace's record with this id (merged ids resolve)."""
+        try:
+            record = get_record(self.session, self.workspace_id, text)
+        except RecordNotFound:
+            return None
+        return record.id, record.folder_id
+
+    def record_by_title(self, folder_id: int, title: str) -> int | None:
+        """The id of a record of the folder with this title (case-insensitive), or None."""
+        return self.session.execute(
+            select(Record.id)
+            .where(
+                Record.workspace_id == self.workspace_id,
+                Record.folder_id == folder_id,
+                Record.search_key == title.lower(),
+            )
+            .limit(1)
+        ).scalar_one_or_none()
+
+    def member_id(self, text: str) -> int | None:
+        """The id of the member named by "#id" or email address, or None."""
+        return find_member_id(self.session, self.workspace_id, text)
+
+
 def _resolve_links(
-    session: Session, workspace_id: int, fdef: FieldDef, raw: list[str], errors: dict[str, str]
+    resolver: FormResolver, rule: FieldRule, raw: list[str], errors: dict[str, str]
 ) -> list[int | str]:
     """Ids of existing target records ("#12") or titles to find or create later."""
-    target_key = str(fdef.options.get("folder"))
-    target = session.execute(
-        select(Folder).where(Folder.workspace_id == workspace_id, Folder.key == target_key)
-    ).scalar_one()
+    target = resolver.target_folder(rule.fdef)
     resolved: list[int | str] = []
     for item in raw:
         if item.startswith("#"):
-            try:
-                record = get_record(session, workspace_id, item[1:])
-            except RecordNotFound:
-                errors[fdef.key] = f"record {item} was not found"
+            found = resolver.record_by_id(item[1:])
+            if found is None:
+                errors[rule.key] = f"record {item} was not found"
                 continue
-            if record.folder_id != target.id:
-                errors[fdef.key] = f"record {item} is not in {target.name}"
+            if found[1] != target.id:
+                errors[rule.key] = f"record {item} is not in {target.name}"
                 continue
-            resolved.append(record.id)
+            resolved.append(found[0])
         else:
-            existing = session.execute(
-                select(Record.id)
-                .where(
-                    Record.workspace_id == workspace_id,
-                    Record.folder_id == target.id,
-                    Record.search_key == item.lower(),
-                )
-                .limit(1)
-            ).scalar_one_or_none()
+            existing = resolver.record_by_title(target.id, item)
             resolved.append(existing if existing is not None else item)
-    if not fdef.options.get("many") and len(resolved) > 1:
-        errors[fdef.key] = "takes one record only"
+    if not rule.options.get("many") and len(resolved) > 1:
+        errors[rule.key] = "takes one record only"
     return resolved
 
 
@@ -147,10 +217,10 @@ def find_member_id(session: Session, workspace_id: int, text: str) -> int | None
 
 
 def _resolve_user(
-    session: Session, workspace_id: int, raw: list[str], errors: dict[str, str], key: str
+    resolver: FormResolver, raw: list[str], errors: dict[str, str], key: str
 ) -> int | None:
     text = raw[0]
-    member_id = find_member_id(session, workspace_id, text)
+    member_id = resolver.member_id(text)
     if member_id is None:
         errors[key] = f"“{text}” is not a member of this workspace"
     return member_id
@@ -166,6 +236,126 @@ def runtime_options(fdef: FieldDef, settings: Mapping[str, Any] | None) -> dict[
     }
 
 
+@dataclass
+class PreparedForm:
+    """A form checked against a folder's fields: what save_record writes, before writing.
+
+    `parsed` holds the normalised value of every field the form sets (on create: every
+    editable field); link values are ids of existing records or titles of records still
+    to create. `current` holds the stored values of the record being updated.
+    """
+
+    fields: list[FieldDef]
+    parsed: dict[str, Any]
+    current: dict[str, Any]
+
+    @property
+    def merged(self) -> dict[str, Any]:
+        """The record's values once saved (before auto-numbers and formulas)."""
+        return {**self.current, **self.parsed}
+
+
+class FormChecker:
+    """A folder's field rules, loaded once, checking forms as save_record checks them.
+
+    `check` validates and normalises one form and writes nothing. An importer checks
+    thousands of forms with one checker; save_record makes one per call (prepare_form).
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        member: Member,
+        folder: Folder,
+        *,
+        fields: list[FieldDef] | None = None,
+        resolver: FormResolver | None = None,
+    ) -> None:
+        if folder.workspace_id != member.workspace_id:
+            raise RecordNotFound(folder.id)
+        self.session = session
+        self.folder_key = folder.key
+        self.fields = fields if fields is not None else folder_fields(session, folder.id)
+        self.resolver = resolver or FormResolver(session, member.workspace_id)
+        settings = member.workspace.settings
+        self.rules = [
+            FieldRule(
+                f,
+                f.id,
+                f.key,
+                f.type,
+                field_type(f.type).read_only,
+                f.required,
+                runtime_options(f, settings),
+            )
+            for f in self.fields
+        ]
+
+    def check(self, form: FormData, record: Record | None = None) -> PreparedForm:
+        """The form's values normalised for the record (None: a new one), or ValidationError."""
+        resolver = self.resolver
+        errors: dict[str, str] = {}
+        parsed: dict[str, Any] = {}
+        for rule in self.rules:
+            key = rule.key
+            if key not in form and (record is not None or rule.read_only):
+                continue
+            raw = [str(v) for v in form.get(key, [])]
+            try:
+                value = resolver.parse(rule, raw)
+            except FieldError as exc:
+                errors[key] = str(exc)
+                continue
+            if value is not None and rule.type == "link":
+                value = _resolve_links(resolver, rule, value, errors)
+            elif value is not None and rule.type == "user":
+                value = _resolve_user(resolver, value, errors, key)
+            elif value is not None and key == "domain":
+                domain = normalise_domain(str(value))
+                if domain is None:
+                    errors[key] = f"“{value}” is not a domain"
+                    continue
+                value = domain
+            parsed[key] = value
+
+        current = load_values(self.session, record, self.fields) if record is not None else {}
+        merged = {**current, **parsed}
+        for rule in self.rules:
+            if not rule.required or rule.key in errors or rule.read_only:
+                continue
+            if rule.type == "link":
+                # Links live outside `current`: missing when sent empty, or not sent on create.
+                missing = (rule.key in parsed or record is None) and not parsed.get(rule.key)
+            else:
+                missing = not merged.get(rule.key)
+            if missing:
+                errors[rule.key] = "is required"
+        if self.folder_key == "contacts" and not errors and not _title_for("contacts", merged):
+            errors["first_name"] = "enter a name or an email address"
+        if errors:
+            raise ValidationError(errors)
+        return PreparedForm(self.fields, parsed, current)
+
+
+def prepare_form(
+    session: Session,
+    member: Member,
+    folder: Folder,
+    form: FormData,
+    record: Record | None = None,
+    *,
+    fields: list[FieldDef] | None = None,
+    resolver: FormResolver | None = None,
+) -> PreparedForm:
+    """Validate and normalise a form against the folder's fields; ValidationError lists all.
+
+    Writes nothing. `fields` (the folder's active fields) and `resolver` let a caller
+    answer lookups from caches; FormChecker checks many forms with one set of rules.
+    """
+    checker = FormChecker(session, member, folder, fields=fields, resolver=resolver)
+    return checker.check(form, record)
+
+
 def save_record(
     session: Session,
     member: Member,
@@ -175,57 +365,19 @@ def save_record(
     *,
     company_domain: str | None = None,
     source: str = "sidebar",
+    resolver: FormResolver | None = None,
 ) -> Record:
     """Validate the form against the folder's fields and create or update the record.
 
     Only fields present in `form` are changed on update. Nothing is written when any
     field is invalid: ValidationError lists every problem at once. Every way in (sidebar,
-    import, web form, mass update) comes through here, so the field rules hold for all.
+    import, web form, mass update) comes through here or through prepare_form, so the
+    field rules hold for all.
     """
+    prepared = prepare_form(session, member, folder, form, record, resolver=resolver)
+    fields, parsed, current = prepared.fields, prepared.parsed, prepared.current
+    merged = prepared.merged
     workspace_id = member.workspace_id
-    if folder.workspace_id != workspace_id:
-        raise RecordNotFound(folder.id)
-    fields = folder_fields(session, folder.id)
-    settings = member.workspace.settings
-    errors: dict[str, str] = {}
-    parsed: dict[str, Any] = {}
-    for fdef in fields:
-        if fdef.key not in form and (record is not None or field_type(fdef.type).read_only):
-            continue
-        raw = [str(v) for v in form.get(fdef.key, [])]
-        try:
-            value = field_type(fdef.type).parse(raw, runtime_options(fdef, settings))
-        except FieldError as exc:
-            errors[fdef.key] = str(exc)
-            continue
-        if value is not None and fdef.type == "link":
-            value = _resolve_links(session, workspace_id, fdef, value, errors)
-        elif value is not None and fdef.type == "user":
-            value = _resolve_user(session, workspace_id, value, errors, fdef.key)
-        elif value is not None and fdef.key == "domain":
-            domain = normalise_domain(str(value))
-            if domain is None:
-                errors[fdef.key] = f"“{value}” is not a domain"
-                continue
-            value = domain
-        parsed[fdef.key] = value
-
-    current = load_values(session, record, fields) if record is not None else {}
-    merged = {**current, **parsed}
-    for fdef in fields:
-        if not fdef.required or fdef.key in errors or field_type(fdef.type).read_only:
-            continue
-        if fdef.type == "link":
-            # Links live outside `current`: missing when sent empty, or not sent on create.
-            missing = (fdef.key in parsed or record is None) and not parsed.get(fdef.key)
-        else:
-            missing = not merged.get(fdef.key)
-        if missing:
-            errors[fdef.key] = "is required"
-    if folder.key == "contacts" and not errors and not _title_for("contacts", merged):
-        errors["first_name"] = "enter a name or an email address"
-    if errors:
-        raise ValidationError(errors)
 
     created = record is None
     if record is None:
@@ -234,7 +386,7 @@ def save_record(
         session.flush()
         for fdef in fields:
             if fdef.type == "autonumber":
-                parsed[fdef.key] = merged[fdef.key] = _next_number(session, fdef)
+                parsed[fdef.key] = merged[fdef.key] = take_numbers(session, fdef, 1)[0]
     by_key = {f.key: f for f in fields}
     for fdef in fields:
         if fdef.type == "formula":
@@ -242,7 +394,7 @@ def save_record(
     for key, value in parsed.items():
         fdef = by_key[key]
         if fdef.type == "link":
-            _write_links(session, member, record, fdef, value or [], company_domain)
+            _write_links(session, member, record, fdef, value or [], company_domain, source)
             continue
         if created or current.get(key) != value:
             write_value(session, record, fdef, value)
@@ -266,17 +418,18 @@ def save_record(
     return record
 
 
-def _next_number(session: Session, fdef: FieldDef) -> int:
+def take_numbers(session: Session, fdef: FieldDef, count: int) -> list[int]:
+    """The next `count` numbers of an auto-number field's sequence, taken in one statement."""
     # UPDATE ... RETURNING takes the field's row lock, so concurrent creators get
     # distinct numbers; a rolled-back record gives its number back with the transaction.
     taken = session.execute(
         update(FieldDef)
         .where(FieldDef.id == fdef.id)
-        .values(next_number=FieldDef.next_number + 1)
+        .values(next_number=FieldDef.next_number + count)
         .returning(FieldDef.next_number)
         .execution_options(synchronize_session=False)
     ).scalar_one()
-    return int(taken) - 1
+    return list(range(int(taken) - count, int(taken)))
 
 
 def compute_formula(fdef: FieldDef, fields: list[FieldDef], values: Mapping[str, Any]) -> Any:
@@ -292,13 +445,25 @@ def compute_formula(fdef: FieldDef, fields: list[FieldDef], values: Mapping[str,
     return format(result.normalize(), "f") if isinstance(result, Decimal) else result
 
 
-def _value_keys(fdef: FieldDef, value: Any) -> tuple[str | None, float | None]:
-    if fdef.type == "user":
+def value_keys(fdef: FieldDef, value: Any) -> tuple[str | None, float | None]:
+    """The (text_key, num_key) a stored value is filtered and sorted on by saved views."""
+    return keys_for(fdef.type, fdef.options, value)
+
+
+def keys_for(
+    type_name: str, options: Mapping[str, Any], value: Any
+) -> tuple[str | None, float | None]:
+    """value_keys from a field's type name and options (for loops over many values)."""
+    if type_name == "user":
         # A member id: views compare it as a number.
         return (str(value), float(value)) if isinstance(value, int) else (None, None)
-    keys = field_type(fdef.type).index_keys(value, fdef.options)
-    text, number = keys
+    text, number = field_type(type_name).index_keys(value, options)
     return (text[:255] if text else text), number
+
+
+def is_blank(value: Any) -> bool:
+    """Whether a value is stored as no row at all (None, "" or an empty list)."""
+    return value is None or value == [] or value == ""
 
 
 def write_value(session: Session, record: Record, fdef: FieldDef, value: Any) -> None:
@@ -306,11 +471,11 @@ def write_value(session: Session, record: Record, fdef: FieldDef, value: Any) ->
     existing = session.execute(
         select(FieldValue).where(FieldValue.record_id == record.id, FieldValue.field_id == fdef.id)
     ).scalar_one_or_none()
-    if value is None or value == [] or value == "":
+    if is_blank(value):
         if existing is not None:
             session.delete(existing)
         return
-    text_key, num_key = _value_keys(fdef, value)
+    text_key, num_key = value_keys(fdef, value)
     if existing is None:
         session.add(
             FieldValue(
@@ -328,6 +493,44 @@ def write_value(session: Session, record: Record, fdef: FieldDef, value: Any) ->
         existing.num_key = num_key
 
 
+@dataclass(frozen=True)
+class LookupKeys:
+    """What a record is found and matched by: canonical emails, E.164 phones, domains."""
+
+    emails: list[str]
+    phones: list[str]
+    domains: list[str]
+
+
+class IndexPlan:
+    """Which of a folder's fields feed the email, phone and domain indexes."""
+
+    def __init__(self, fields: list[FieldDef]) -> None:
+        self.email_keys = [f.key for f in fields if f.type == "email"]
+        self.phone_keys = [f.key for f in fields if f.type == "phone"]
+
+    def keys(self, values: Mapping[str, Any]) -> LookupKeys:
+        """The unique emails, phones and registrable domains of a record's values."""
+        emails = [e for k in self.email_keys for e in values.get(k) or []]
+        phones = [p for k in self.phone_keys for p in values.get(k) or []]
+        domains = [d for d in [registrable_domain(str(values.get("domain") or ""))] if d]
+        return LookupKeys(
+            list(dict.fromkeys(emails)),
+            list(dict.fromkeys(phones)),
+            list(dict.fromkeys(domains)),
+        )
+
+    def touched(self, changed: set[str] | None) -> tuple[bool, bool, bool]:
+        """Whether saving `changed` keys (None: all) rewrites the email, phone, domain index."""
+        if changed is None:
+            return True, True, True
+        return (
+            any(k in changed for k in self.email_keys),
+            any(k in changed for k in self.phone_keys),
+            "domain" in changed,
+        )
+
+
 def _index_record(
     session: Session,
     record: Record,
@@ -338,21 +541,17 @@ def _index_record(
     changed: set[str] | None = None,
 ) -> None:
     """Title, search key and the email/phone/domain indexes from the record's values."""
-    record.title = _title_for(folder_key, values)[:300]
+    record.title = record_title(folder_key, values)
     record.search_key = record.title.lower()
-
-    def touched(ftype: str) -> bool:
-        return changed is None or any(f.key in changed for f in fields if f.type == ftype)
-
-    if touched("email"):
-        emails = [e for f in fields if f.type == "email" for e in values.get(f.key) or []]
-        _sync_index(session, RecordEmail, record, "email", emails)
-    if touched("phone"):
-        phones = [p for f in fields if f.type == "phone" for p in values.get(f.key) or []]
-        _sync_index(session, RecordPhone, record, "phone", phones)
-    if changed is None or "domain" in changed:
-        domains = [d for d in [registrable_domain(str(values.get("domain") or ""))] if d]
-        _sync_index(session, RecordDomain, record, "domain", domains)
+    plan = IndexPlan(fields)
+    keys = plan.keys(values)
+    emails, phones, domains = plan.touched(changed)
+    if emails:
+        _sync_index(session, RecordEmail, record, "email", keys.emails)
+    if phones:
+        _sync_index(session, RecordPhone, record, "phone", keys.phones)
+    if domains:
+        _sync_index(session, RecordDomain, record, "domain", keys.domains)
 
 
 def reindex_record(session: Session, record: Record) -> None:
@@ -365,7 +564,7 @@ def reindex_record(session: Session, record: Record) -> None:
     ).scalars():
         fdef = by_id.get(row.field_id)
         if fdef is not None:
-            row.text_key, row.num_key = _value_keys(fdef, row.value)
+            row.text_key, row.num_key = value_keys(fdef, row.value)
     _index_record(session, record, record.folder.key, fields, values)
     session.flush()
 
@@ -377,6 +576,7 @@ def _write_links(
     fdef: FieldDef,
     targets: list[int | str],
     company_domain: str | None,
+    source: str,
 ) -> None:
     ids: list[int] = []
     for target in targets:
@@ -394,7 +594,7 @@ def _write_links(
         form: dict[str, list[str]] = {"name": [target]}
         if folder.key == "companies" and company_domain:
             form["domain"] = [company_domain]
-        ids.append(save_record(session, member, folder, form).id)
+        ids.append(save_record(session, member, folder, form, source=source).id)
     session.execute(
         delete(RecordRelation).where(
             RecordRelation.from_record_id == record.id, RecordRelation.field_id == fdef.id
@@ -436,10 +636,18 @@ def load_values(session: Session, record: Record | None, fields: list[FieldDef])
 
 # Statements of the hot read paths (contextual trigger, record card) are built once:
 # constructing a select() and its cache key costs more than running it on an index.
-def _detail_statement() -> Select[FieldDef, Any, Record | None, Member | None]:
+# The fields the contextual card summarises a contact with; only these are loaded there,
+# so a folder with many custom fields costs the sidebar nothing more.
+SUMMARY_FIELDS = ("job_title", "company", "phones", "emails", "lifecycle_stage", "owner")
+
+
+def _detail_statement(
+    summary: bool = False,
+) -> Select[FieldDef, Any, Record | None, Member | None]:
     # One row per field (per link target for link fields), with the stored value, the
     # linked record and, for user fields, the member: a record's summary in one statement.
     target, relation = aliased(Record), aliased(RecordRelation)
+    keys = FieldDef.key.in_(SUMMARY_FIELDS) if summary else true()
     return (
         select(FieldDef, FieldValue.value, target, Member)
         .outerjoin(
@@ -467,26 +675,44 @@ def _detail_statement() -> Select[FieldDef, Any, Record | None, Member | None]:
                 cast(Member.id, Text) == cast(FieldValue.value, Text),
             ),
         )
-        .where(FieldDef.folder_id == bindparam("folder_id"), FieldDef.active.is_(True))
+        .where(FieldDef.folder_id == bindparam("folder_id"), FieldDef.active.is_(True), keys)
         .order_by(FieldDef.position, target.title)
+        # A user field's member belongs to the caller's workspace, already in the session.
+        .options(lazyload(Member.workspace))
     )
 
 
 _DETAIL = _detail_statement()
+_SUMMARY = _detail_statement(summary=True)
 
 
 def load_detail(session: Session, record: Record, *, full: bool = True) -> RecordDetail:
     """All a record card needs: values, links both ways, threads, notes, members.
 
     With full=False only values, outgoing links and members are loaded (one
-    statement): what the contextual summary shows.
+    statement).
     """
+    return _load_detail(session, record, _DETAIL, full=full)
+
+
+def load_summary(session: Session, record: Record) -> RecordDetail:
+    """The SUMMARY_FIELDS of a record with their links and members: the contextual card's."""
+    return _load_detail(session, record, _SUMMARY, full=False)
+
+
+def _load_detail(
+    session: Session,
+    record: Record,
+    statement: Select[FieldDef, Any, Record | None, Member | None],
+    *,
+    full: bool,
+) -> RecordDetail:
     fields: list[FieldDef] = []
     values: dict[str, Any] = {}
     links: dict[str, list[Record]] = {}
     members: dict[int, Member] = {}
     params = {"record_id": record.id, "folder_id": record.folder_id}
-    for fdef, value, target, user in session.execute(_DETAIL, params):
+    for fdef, value, target, user in session.execute(statement, params):
         if not fields or fields[-1].id != fdef.id:
             fields.append(fdef)
         if fdef.type == "link":
@@ -616,6 +842,8 @@ def _open_deals_statement() -> Select[Record, Any, Any]:
         )
         .order_by(Record.id.desc())
         .limit(20)
+        # The deals folder is joined for the filter already; no second join to load it.
+        .options(contains_eager(Record.folder))
     )
 
 
@@ -737,12 +965,17 @@ def link_thread(
     """Link a Gmail thread to a record; False when it was already linked."""
     if not thread_id or len(thread_id) > 64:
         raise ValidationError({"thread": "no email thread is open"})
+    # A teammate may have linked the same conversation from their copy of the thread.
+    conversation_id = conversation_for_thread(session, record.workspace_id, thread_id, member)
+    same_thread = ThreadLink.thread_id == thread_id
+    if conversation_id is not None:
+        same_thread = or_(same_thread, ThreadLink.conversation_id == conversation_id)
     exists = session.execute(
         select(func.count())
         .select_from(ThreadLink)
         .where(
             ThreadLink.workspace_id == record.workspace_id,
-            ThreadLink.thread_id == thread_id,
+            same_thread,
             ThreadLink.record_id == record.id,
         )
     ).scalar_one()
@@ -753,26 +986,22 @@ def link_thread(
             workspace_id=record.workspace_id,
             record_id=record.id,
             thread_id=thread_id,
+            conversation_id=conversation_id,
             subject=subject[:500],
             reason="manual",
             linked_by_id=member.id,
         )
     )
     session.flush()
+    manual_link_added(session, record, thread_id, conversation_id)
     return True
 
 
-def unlink_thread(session: Session, record: Record, thread_id: str) -> bool:
-    """Remove a thread link; False when there was none."""
-    result = session.execute(
-        delete(ThreadLink).where(
-            ThreadLink.workspace_id == record.workspace_id,
-            ThreadLink.record_id == record.id,
-            ThreadLink.thread_id == thread_id,
-        )
-    )
-    session.flush()
-    return bool(getattr(result, "rowcount", 0))
+def unlink_thread(
+    session: Session, record: Record, thread_id: str, member: Member | None = None
+) -> bool:
+    """Remove a thread link; False when there was none. Automatic linking never redoes it."""
+    return unlink_manually(session, record, thread_id, member)
 
 
 def add_note(session: Session, member: Member, record: Record, body: str) -> Note:
