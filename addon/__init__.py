@@ -11,7 +11,18 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask application; nothing is global at import time."""
     from addon import cli, db
     from addon.config import load_settings
-    from addon.web import actions, dev, health, settings_actions, triggers  # noqa: F401 (registers)
+    from addon.web import (  # noqa: F401 (registers)
+        actions,
+        dev,
+        export_actions,
+        health,
+        hygiene_actions,
+        massupdate_actions,
+        registry,
+        settings_actions,
+        triggers,
+        view_actions,
+    )
 
     app = Flask(__name__, instance_relative_config=True)
     settings = load_settings(config)
@@ -23,7 +34,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(triggers.bp)
-    app.register_blueprint(actions.bp)
+    app.register_blueprint(registry.bp)
     dev.init_app(app, config or {})
     cli.register(app)
     return app

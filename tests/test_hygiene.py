@@ -33,6 +33,7 @@ from addon.crm.records import (
     load_detail,
     mark_viewed,
 )
+from addon.crm.workspaces import folders_by_key, resolve_member
 from tests.crmdata import Crm
 
 
@@ -203,3 +204,18 @@ def test_cli_lists_duplicate_clusters_and_reindexes(app: Any, crm: Crm, db: Sess
     db.expire_all()
     keys = db.scalars(select(FieldValue.text_key).where(FieldValue.record_id == a.id))
     assert "|ann@x.com|" in set(keys)
+
+
+def test_clusters_never_include_another_workspaces_records(crm: Crm, db: Session) -> None:
+    a = crm.save("contacts", first_name="A", emails="shared@x.com")
+    b = crm.save("contacts", first_name="B", emails="SHARED@x.com")
+    spy = resolve_member(db, "rival.test", "spy@rival.test", is_consumer=False)
+    db.flush()
+    rival = Crm(db, spy, folders_by_key(db, spy.workspace_id))
+    # The rival workspace holds the same duplicated address: its cluster is its own.
+    r1 = rival.save("contacts", first_name="R1", emails="shared@x.com")
+    r2 = rival.save("contacts", first_name="R2", emails="shared@x.com")
+    ours = duplicate_clusters(db, crm.member.workspace_id)
+    assert [c.record_ids for c in ours] == [[a.id, b.id]]
+    theirs = duplicate_clusters(db, spy.workspace_id)
+    assert [c.record_ids for c in theirs] == [[r1.id, r2.id]]

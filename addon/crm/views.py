@@ -1,10 +1,20 @@
 """Saved views: filters over one folder's records, compiled to indexed SQL on both databases.
 
 A view is data: `{"match": "all" | "any", "conditions": [{"field", "op", "value"}],
-"sort": {"field", "desc"}}`. Each condition becomes `records.id [NOT] IN (SELECT record_id
-FROM field_values WHERE field_id = :f AND <key test>)`, which the (field_id, text_key) and
-(field_id, num_key) indexes answer without touching JSON. Views are the segments that mass
-update, export and mail merge work on.
+"sort": {"field", "desc"}}`. Each condition becomes a test of the rows of field_values (or
+record_relations) of one field, `[NOT] EXISTS (SELECT ... WHERE field_id = :f AND <key
+test>)`, which the (field_id, text_key, record_id) and (field_id, num_key, record_id) indexes
+answer without touching JSON or the table. Views are the segments that mass update, export
+and mail merge work on.
+
+At a million records the shape of the SQL decides the time (bench/hygiene.py):
+- counts start from the rows of one condition's field (a field's values belong to records
+  of its folder, so the folder scope holds by construction) and never scan `records` when a
+  condition can drive; "any" views count the union of each condition's records;
+- negations are NOT EXISTS, an anti-join: NOT IN over a large set is a per-row subplan on
+  PostgreSQL once the set outgrows work_mem;
+- a page sorted by a field walks that field's index and fills up with the records without
+  a value only when the valued ones run out.
 """
 
 from __future__ import annotations
@@ -13,9 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true, union
 from sqlalchemy.orm import Session, aliased
 
+from addon.crm.audit import record_audit
 from addon.crm.fields import FieldError, field_type, text_key
 from addon.crm.models import (
     FieldDef,
@@ -104,6 +115,8 @@ def _kind(fdef: FieldDef | None, key: str) -> str:
         return BUILTIN_FIELDS[key][1]
     if fdef.type == "stats":
         metric = str(fdef.options.get("metric", ""))
+        if metric.startswith("days_since"):
+            return "days_since"
         return "builtin_datetime" if metric.startswith(("first_", "last_")) else "number"
     if fdef.type == "formula":
         return "number"
@@ -112,7 +125,7 @@ def _kind(fdef: FieldDef | None, key: str) -> str:
 
 def operators_for(kind: str) -> frozenset[str]:
     """The operators that make sense for a field type (or built-in column kind)."""
-    if kind in _NUMERIC_TYPES or kind == "number":
+    if kind in _NUMERIC_TYPES or kind in ("number", "days_since"):
         return _NUMBER_OPS
     if kind in _DATE_TYPES:
         return _DATE_OPS
@@ -187,8 +200,64 @@ def _keys_of(fdef: FieldDef, raw: str) -> tuple[str | None, float | None]:
     return ftype.index_keys(parsed, dict(fdef.options))
 
 
-def _values_where(fdef: FieldDef, *tests: ColumnElement[bool]) -> Select[int]:
-    return select(FieldValue.record_id).where(FieldValue.field_id == fdef.id, *tests)
+@dataclass(frozen=True)
+class _Test:
+    """One compiled condition.
+
+    Either `rows`, a select of the field_values or record_relations rows (their record id
+    column is `id_column`) whose presence makes it true (absence when `negated`), or
+    `on_record`, a test of the records table's own columns (the built-in fields).
+    """
+
+    rows: Select[Any] | None = None
+    id_column: Any = None
+    negated: bool = False
+    on_record: ColumnElement[bool] | None = None
+
+    @property
+    def drives(self) -> bool:
+        """True when it selects field_values rows: at most one per record, so counts start here."""
+        return self.rows is not None and not self.negated and self.id_column is FieldValue.record_id
+
+    def holds(self, subject: Any, scope: ColumnElement[bool] | None = None) -> ColumnElement[bool]:
+        """The test on a record-id column: `records.id`, or the id of a driving row."""
+        if self.on_record is not None:
+            if subject is Record.id:
+                return self.on_record
+            # The scope is known true here; it lets a range on a built-in column use the
+            # (workspace, folder, column) indexes.
+            return (
+                select(Record.id)
+                .where(
+                    Record.id == subject, *([scope] if scope is not None else []), self.on_record
+                )
+                .correlate_except(Record)
+                .exists()
+            )
+        assert self.rows is not None
+        # Correlated on the subject only, whatever query the test ends up in.
+        found = (
+            self.rows.where(self.id_column == subject)
+            .correlate_except(self.id_column.class_)
+            .exists()
+        )
+        return ~found if self.negated else found
+
+    def record_ids(self, scope: ColumnElement[bool]) -> Select[Any]:
+        """The ids of the records of the scope that pass, for a union of conditions."""
+        if self.rows is not None and not self.negated:
+            return self.rows
+        return select(Record.id).where(scope, self.holds(Record.id))
+
+
+def _values_test(fdef: FieldDef, *tests: ColumnElement[bool], negated: bool = False) -> _Test:
+    rows = select(FieldValue.record_id).where(FieldValue.field_id == fdef.id, *tests)
+    return _Test(rows, FieldValue.record_id, negated)
+
+
+def _links_test(fdef: FieldDef, *tests: ColumnElement[bool], negated: bool = False) -> _Test:
+    rows = select(RecordRelation.from_record_id).where(RecordRelation.field_id == fdef.id, *tests)
+    return _Test(rows, RecordRelation.from_record_id, negated)
 
 
 def _day(raw: str, label: str) -> date:
@@ -238,14 +307,21 @@ def _link_targets(session: Session, workspace_id: int, fdef: FieldDef, raw: str)
         Folder.workspace_id == workspace_id, Folder.key == str(fdef.options.get("folder"))
     )
     text = raw.strip()
+    # Never correlated: these look up other records, whatever query they end up in.
     if text.startswith("#") and text[1:].isdigit():
-        return select(Record.id).where(
-            Record.id == int(text[1:]), Record.workspace_id == workspace_id
+        return (
+            select(Record.id)
+            .where(Record.id == int(text[1:]), Record.workspace_id == workspace_id)
+            .correlate(None)
         )
-    return select(Record.id).where(
-        Record.workspace_id == workspace_id,
-        Record.folder_id.in_(target_folder),
-        Record.search_key == _text_key(text),
+    return (
+        select(Record.id)
+        .where(
+            Record.workspace_id == workspace_id,
+            Record.folder_id.in_(target_folder.correlate(None)),
+            Record.search_key == _text_key(text),
+        )
+        .correlate(None)
     )
 
 
@@ -255,29 +331,24 @@ def _condition_clause(
     by_key: dict[str, FieldDef],
     condition: Condition,
     today: date,
-) -> ColumnElement[bool]:
+) -> _Test:
     key, op, raw = condition.field_key, condition.op, condition.value
     if key in BUILTIN_FIELDS:
         label = BUILTIN_FIELDS[key][0]
         if key == "_title":
-            return _builtin_text_clause(op, raw)
+            return _Test(on_record=_builtin_text_clause(op, raw))
         column = Record.created_at if key == "_created" else Record.updated_at
         if op == "is_empty":
-            return false()
+            return _Test(on_record=false())
         if op == "is_not_empty":
-            return true()
-        return _date_test(column, op, raw, label, as_text=False, today=today)
+            return _Test(on_record=true())
+        return _Test(on_record=_date_test(column, op, raw, label, as_text=False, today=today))
 
     fdef = by_key[key]
     kind = _kind(fdef, key)
     if op == "is_empty" or op == "is_not_empty":
-        if fdef.type == "link":
-            present = select(RecordRelation.from_record_id).where(
-                RecordRelation.field_id == fdef.id
-            )
-        else:
-            present = _values_where(fdef)
-        return Record.id.not_in(present) if op == "is_empty" else Record.id.in_(present)
+        present = _links_test if fdef.type == "link" else _values_test
+        return present(fdef, negated=op == "is_empty")
 
     if fdef.type == "link":
         targets: list[Select[int]] = [
@@ -285,33 +356,38 @@ def _condition_clause(
             for part in (raw.split(",") if op == "in_list" else [raw])
             if part.strip()
         ]
-        linked = select(RecordRelation.from_record_id).where(
-            RecordRelation.field_id == fdef.id,
+        return _links_test(
+            fdef,
             or_(*(RecordRelation.to_record_id.in_(t) for t in targets)),
+            negated=op == "not_equals",
         )
-        return Record.id.not_in(linked) if op == "not_equals" else Record.id.in_(linked)
 
     if fdef.type == "user":
         ids = _member_ids(session, workspace_id, raw)
-        matching = _values_where(fdef, FieldValue.num_key.in_([float(i) for i in ids]))
-        return Record.id.not_in(matching) if op == "not_equals" else Record.id.in_(matching)
-
-    if kind in _DATE_TYPES:
-        return Record.id.in_(
-            _values_where(
-                fdef,
-                _date_test(FieldValue.text_key, op, raw, fdef.label, as_text=True, today=today),
-            )
+        return _values_test(
+            fdef, FieldValue.num_key.in_([float(i) for i in ids]), negated=op == "not_equals"
         )
 
+    if kind in _DATE_TYPES:
+        return _values_test(
+            fdef, _date_test(FieldValue.text_key, op, raw, fdef.label, as_text=True, today=today)
+        )
+
+    if kind == "days_since":
+        return _days_since_clause(fdef, op, raw, today)
     numeric = kind in _NUMERIC_TYPES or kind == "number"
     if op in ("contains", "not_contains"):
         pattern = f"%{_like_escape(_text_key(raw))}%"
-        matching = _values_where(fdef, FieldValue.text_key.like(pattern, escape="\\"))
-        return Record.id.not_in(matching) if op == "not_contains" else Record.id.in_(matching)
+        return _values_test(
+            fdef, FieldValue.text_key.like(pattern, escape="\\"), negated=op == "not_contains"
+        )
 
     parts = [p for p in raw.split(",") if p.strip()] if op == "in_list" else [raw]
     tests: list[ColumnElement[bool]] = []
+    # Equalities go into one IN list: an index condition, where OR-ed equalities make
+    # PostgreSQL filter every key of the field.
+    same_numbers: list[float] = []
+    same_texts: list[str] = []
     for part in parts:
         text_key: str | None
         num_key: float | None
@@ -331,15 +407,39 @@ def _condition_clause(
             elif op == "lt":
                 tests.append(FieldValue.num_key < num_key)
             else:
-                tests.append(FieldValue.num_key == num_key)
+                same_numbers.append(num_key)
         elif fdef.type in _MULTI_TYPES and text_key:
             # A list field "is" a value when the value is one of its items.
             for item in text_key.strip("|").split("|"):
                 tests.append(FieldValue.text_key.like(f"%|{_like_escape(item)}|%", escape="\\"))
+        elif text_key is not None:
+            same_texts.append(text_key)
         else:
-            tests.append(FieldValue.text_key == text_key)
-    matching = _values_where(fdef, or_(*tests))
-    return Record.id.not_in(matching) if op == "not_equals" else Record.id.in_(matching)
+            tests.append(FieldValue.text_key.is_(None))
+    if same_numbers:
+        tests.append(FieldValue.num_key.in_(same_numbers))
+    if same_texts:
+        tests.append(FieldValue.text_key.in_(same_texts))
+    return _values_test(fdef, or_(*tests), negated=op == "not_equals")
+
+
+def _days_since_clause(fdef: FieldDef, op: str, raw: str, today: date) -> _Test:
+    # A "days since" stats field stores the moment it counts from (ISO text), so "more
+    # than N days" is a date bound computed from today and the stored value never goes stale.
+    tests: list[ColumnElement[bool]] = []
+    for part in [p for p in (raw.split(",") if op == "in_list" else [raw]) if p.strip()]:
+        try:
+            day = today - timedelta(days=int(part.strip()))
+        except (ValueError, OverflowError):
+            raise ViewError(f"“{fdef.label}”: “{part}” is not a whole number of days") from None
+        start, end = day.isoformat(), (day + timedelta(days=1)).isoformat()
+        if op == "gt":
+            tests.append(FieldValue.text_key < start)
+        elif op == "lt":
+            tests.append(FieldValue.text_key >= end)
+        else:
+            tests.append(and_(FieldValue.text_key >= start, FieldValue.text_key < end))
+    return _values_test(fdef, or_(*tests), negated=op == "not_equals")
 
 
 def _builtin_text_clause(op: str, raw: str) -> ColumnElement[bool]:
@@ -367,17 +467,28 @@ def view_filter(
     today: date | None = None,
 ) -> ColumnElement[bool]:
     """The WHERE clause selecting the view's records (always scoped to the folder)."""
+    tests = _compile(session, folder, definition, today)
+    scope = _scope(folder)
+    if not tests:
+        return scope
+    clauses = [t.holds(Record.id) for t in tests]
+    combined = or_(*clauses) if definition.match_any else and_(*clauses)
+    return and_(scope, combined)
+
+
+def _scope(folder: Folder) -> ColumnElement[bool]:
+    return and_(Record.workspace_id == folder.workspace_id, Record.folder_id == folder.id)
+
+
+def _compile(
+    session: Session, folder: Folder, definition: ViewDefinition, today: date | None
+) -> list[_Test]:
     fields = {f.key: f for f in folder_fields(session, folder.id)}
     day = today or datetime.now(UTC).date()
-    clauses = [
+    return [
         _condition_clause(session, folder.workspace_id, fields, c, day)
         for c in definition.conditions
     ]
-    scope = and_(Record.workspace_id == folder.workspace_id, Record.folder_id == folder.id)
-    if not clauses:
-        return scope
-    combined = or_(*clauses) if definition.match_any else and_(*clauses)
-    return and_(scope, combined)
 
 
 def view_record_ids(
@@ -391,8 +502,31 @@ def count_view(
     session: Session, folder: Folder, definition: ViewDefinition, *, today: date | None = None
 ) -> int:
     """How many records the view holds."""
-    where = view_filter(session, folder, definition, today=today)
-    return int(session.execute(select(func.count()).select_from(Record).where(where)).scalar_one())
+    tests = _compile(session, folder, definition, today)
+    scope = _scope(folder)
+    query: Select[Any]
+    if len(tests) > 1 and definition.match_any:
+        # The union of each condition's records: set operations, no per-record OR.
+        matching = union(*(t.record_ids(scope) for t in tests)).subquery()
+        query = select(func.count()).select_from(matching)
+    elif driver := next((t for t in tests if t.drives), None):
+        # Start from one field's rows (its values belong to records of this folder) and
+        # test the others on their record ids: `records` is never scanned.
+        assert driver.rows is not None
+        rows = driver.rows.subquery()
+        subject = rows.c[0]
+        query = (
+            select(func.count())
+            .select_from(rows)
+            .where(*(t.holds(subject, scope) for t in tests if t is not driver))
+        )
+    else:
+        query = (
+            select(func.count())
+            .select_from(Record)
+            .where(scope, *(t.holds(Record.id) for t in tests))
+        )
+    return int(session.execute(query).scalar_one())
 
 
 def list_view(
@@ -407,6 +541,7 @@ def list_view(
     """One page of the view's records in its sort order (ties broken by id)."""
     where = view_filter(session, folder, definition, today=today)
     query = select(Record).where(where)
+    offset = max(0, page) * page_size
     key = definition.sort_field
     if key in BUILTIN_FIELDS:
         column: Any = {
@@ -418,24 +553,56 @@ def list_view(
     else:
         fdef = next((f for f in folder_fields(session, folder.id) if f.key == key), None)
         if fdef is not None:
-            sort_value = aliased(FieldValue)
-            query = query.outerjoin(
-                sort_value,
-                and_(sort_value.record_id == Record.id, sort_value.field_id == fdef.id),
-            )
-            kind = _kind(fdef, key)
-            sort_column: Any = (
-                sort_value.num_key
-                if kind in _NUMERIC_TYPES or kind == "number"
-                else sort_value.text_key
-            )
-            # Empty values last in both directions, as spreadsheets show them.
-            query = query.order_by(
-                sort_column.is_(None),
-                sort_column.desc() if definition.sort_desc else sort_column.asc(),
-            )
-    query = query.order_by(Record.id).limit(page_size).offset(max(0, page) * page_size)
+            return _list_by_field(session, query, fdef, definition.sort_desc, offset, page_size)
+    query = query.order_by(Record.id).limit(page_size).offset(offset)
     return list(session.execute(query).scalars())
+
+
+def _list_by_field(
+    session: Session, query: Select[Any], fdef: FieldDef, desc: bool, offset: int, size: int
+) -> list[Record]:
+    # Empty values last in both directions, as spreadsheets show them. In two steps, so
+    # the records with a value come from walking the field's index in order (a page costs
+    # what it shows) and the empty ones, by id, only once the valued ones run out.
+    kind = _kind(fdef, fdef.key)
+    numeric = kind in _NUMERIC_TYPES or kind == "number"
+    sort_value = aliased(FieldValue)
+    column: Any = sort_value.num_key if numeric else sort_value.text_key
+    # More days since a moment is an earlier moment: the stored one sorts reversed.
+    descending = desc != (kind == "days_since")
+    valued = query.join(
+        sort_value,
+        and_(
+            sort_value.record_id == Record.id,
+            sort_value.field_id == fdef.id,
+            column.is_not(None),
+        ),
+    )
+    ordered = valued.order_by(column.desc() if descending else column.asc(), Record.id)
+    found = list(session.execute(ordered.limit(size).offset(offset)).scalars())
+    if len(found) == size:
+        return found
+    if found or offset == 0:
+        skip = 0  # this page holds the last valued records, or there are none
+    else:
+        valued_count = select(func.count()).select_from(
+            valued.with_only_columns(Record.id).subquery()
+        )
+        skip = offset - int(session.execute(valued_count).scalar_one())
+    has_value = (
+        select(FieldValue.id)
+        .where(
+            FieldValue.record_id == Record.id,
+            FieldValue.field_id == fdef.id,
+            (FieldValue.num_key if numeric else FieldValue.text_key).is_not(None),
+        )
+        .correlate_except(FieldValue)
+        .exists()
+    )
+    empty = (
+        query.where(~has_value).order_by(Record.id).limit(size - len(found)).offset(max(0, skip))
+    )
+    return found + list(session.execute(empty).scalars())
 
 
 # --------------------------------------------------------------------------- saved views
@@ -498,6 +665,23 @@ def save_view(
     view.definition = definition.to_json()
     session.flush()
     return view
+
+
+def delete_view(session: Session, member: Member, view: SavedView) -> None:
+    """Delete a view (its records stay) and leave an audit entry with its definition."""
+    if view.workspace_id != member.workspace_id:
+        raise ViewError("this view does not exist")
+    record_audit(
+        session,
+        member,
+        "delete_view",
+        workspace_id=view.workspace_id,
+        folder_id=view.folder_id,
+        summary=f"Deleted view {view.name}",
+        before={"name": view.name, "shared": view.owner_id is None, **view.definition},
+    )
+    session.delete(view)
+    session.flush()
 
 
 def load_definition(session: Session, view: SavedView) -> ViewDefinition:
