@@ -647,7 +647,19 @@ def _render_computed(value: Any, ctx: RenderContext, decimals: int | None) -> st
 
 
 def render_stats(value: Any, ctx: RenderContext) -> str:
-    """Counts as integers, moments as the date in the viewer's zone."""
+    """Counts as integers, moments as the date in the viewer's zone, "days since" as days."""
+    if str(ctx.options.get("metric", "")).startswith("days_since"):
+        # Stored as the moment counted from, so the number is never stale: whole UTC
+        # days to today (the `_today` option, an ISO date, stands in for the clock).
+        moment = _iso_moment(str(value))
+        if moment is not None:
+            today_text = ctx.options.get("_today")
+            today = date.fromisoformat(str(today_text)) if today_text else datetime.now(UTC).date()
+            utc = moment.astimezone(UTC) if moment.tzinfo else moment
+            days = (today - utc.date()).days
+            if days == 0:
+                return "today"
+            return "1 day" if days == 1 else f"{format_decimal(Decimal(days), ctx.style)} days"
     return _render_computed(value, ctx, None)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -105,6 +106,7 @@ class Record(Base):
     __tablename__ = "records"
     __table_args__ = (
         Index("ix_records_workspace_folder_created", "workspace_id", "folder_id", "created_at"),
+        Index("ix_records_workspace_folder_updated", "workspace_id", "folder_id", "updated_at"),
         Index("ix_records_workspace_search", "workspace_id", "search_key"),
     )
 
@@ -130,15 +132,16 @@ class FieldValue(Base):
     __tablename__ = "field_values"
     __table_args__ = (
         UniqueConstraint("record_id", "field_id"),
-        # Saved views filter and sort on these keys of one field at a time.
-        Index("ix_field_values_field_text", "field_id", "text_key"),
-        Index("ix_field_values_field_num", "field_id", "num_key"),
+        # Saved views filter and sort on these keys of one field at a time; the record id
+        # at the end answers a condition from the index alone (migration 0003).
+        Index("ix_field_values_field_text", "field_id", "text_key", "record_id"),
+        Index("ix_field_values_field_num", "field_id", "num_key", "record_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
     record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
-    field_id: Mapped[int] = mapped_column(ForeignKey("field_defs.id"), index=True)
+    field_id: Mapped[int] = mapped_column(ForeignKey("field_defs.id"))
     value: Mapped[Any] = mapped_column(JSONValue)
     # Derived from `value` by the field type: lowercased text ("|a|b|" for lists) and a
     # number, so views compare plain indexed columns instead of JSON on two databases.
@@ -209,20 +212,31 @@ class RecordRelation(Base):
 
 
 class ThreadLink(Base):
-    """A Gmail thread linked to a record."""
+    """A Gmail thread (a ledger conversation, once recorded) linked to a record."""
 
     __tablename__ = "thread_links"
     __table_args__ = (
         UniqueConstraint("workspace_id", "thread_id", "record_id"),
+        UniqueConstraint("conversation_id", "record_id"),
         Index("ix_thread_links_record", "record_id", "linked_at"),
+        CheckConstraint(
+            "reason IN ('manual', 'matched_email', 'matched_domain', 'single_open_deal')",
+            name="reason",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
     record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    # The Gmail thread id in the mailbox of whoever linked it (shown and unlinked by it).
     thread_id: Mapped[str] = mapped_column(String(64))
+    # The workspace-wide conversation (addon.ledger): teammates' copies of the thread have
+    # other Gmail ids. None until the thread is recorded in the ledger.
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ledger_conversations.id"), index=True
+    )
     subject: Mapped[str] = mapped_column(String(500), default="")
-    # Why the link exists: "manual" now; automatic reasons arrive with the ledger.
+    # Why the link exists: manual, matched_email, matched_domain or single_open_deal.
     reason: Mapped[str] = mapped_column(String(30), default="manual")
     linked_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -312,3 +326,7 @@ class AuditEntry(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONValue)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONValue)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# The ledger's tables (thread links point at its conversations) are registered with these.
+from addon.ledger import models as _ledger_models  # noqa: E402, F401

@@ -1,0 +1,151 @@
+"""SQL helpers shared by the ledger modules: prepared IN lists and fast bulk inserts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from operator import itemgetter
+from typing import Any, TypeVar
+
+from sqlalchemy import BindParameter, DateTime, Executable, Table, bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+T = TypeVar("T")
+
+# Well under SQLite's 32,766 bound parameters, and a size PostgreSQL plans well.
+IN_CHUNK = 900
+# Rows per INSERT ... SELECT FROM unnest(...) on PostgreSQL.
+ARRAY_CHUNK = 10_000
+# Bound parameters per multi-row INSERT on SQLite (its limit is 32,766).
+SQLITE_PARAMETERS = 30_000
+
+# The IN list of prepared statements: `column.in_(IN_VALUES)`. Statements built once
+# with it skip rebuilding and coercing a list of literals on every call.
+IN_VALUES: BindParameter[Any] = bindparam("in_values", expanding=True)
+
+
+def chunks(values: Iterable[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
+    """The values in lists of at most `size`, for IN lists and executemany batches."""
+    batch: list[T] = []
+    for value in values:
+        batch.append(value)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def rows_in(
+    session: Session, statement: Executable, values: Iterable[Any], **params: Any
+) -> Iterator[Any]:
+    """The rows of a statement filtering on IN_VALUES, run per chunk of the (distinct) values."""
+    for chunk in chunks(sorted(set(values))):
+        yield from session.execute(statement, {**params, "in_values": chunk})
+
+
+def is_postgresql(session: Session) -> bool:
+    """Whether the session talks to PostgreSQL (else SQLite)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def dialect_insert(session: Session, model: Any) -> Any:
+    """The INSERT of the session's dialect, which has ON CONFLICT on both databases."""
+    table: Table = model.__table__
+    return postgresql.insert(table) if is_postgresql(session) else sqlite.insert(table)
+
+
+def sqlite_datetime(moment: datetime) -> str:
+    """The text SQLAlchemy's SQLite DateTime stores for a UTC moment (wall time, µs)."""
+    # The first 26 characters leave out the "+00:00" of an aware value.
+    return moment.isoformat(" ", "microseconds")[:26]
+
+
+def insert_many(
+    session: Session,
+    model: Any,
+    rows: Sequence[Mapping[str, Any]],
+    finish: Callable[[Any], Any] = lambda stmt: stmt,
+    returning: Sequence[Any] = (),
+) -> list[Any]:
+    """Insert rows into one table in as few round trips as the database allows.
+
+    `finish` gets the dialect's INSERT and adds an ON CONFLICT clause; the `returning`
+    columns of the rows inserted are returned. SQLAlchemy's executemany processes every
+    value of every row in Python, most of the cost of a bulk insert, so PostgreSQL gets
+    one INSERT ... SELECT FROM unnest(<one array per column>) per 10,000 rows and SQLite
+    its driver's executemany of the compiled statement (SQLAlchemy's multi-row VALUES when
+    rows come back). Values must be plain: ints, strings, None, aware UTC datetimes.
+    """
+    if not rows:
+        return []
+    table: Table = model.__table__
+    columns = list(rows[0])
+    if is_postgresql(session):
+        arrays = select(
+            *[
+                func.unnest(bindparam(f"c{i}", type_=postgresql.ARRAY(table.c[name].type)))
+                for i, name in enumerate(columns)
+            ]
+        )
+        stmt = finish(postgresql.insert(table).from_select(columns, arrays))
+        if returning:
+            stmt = stmt.returning(*returning)
+        found: list[Any] = []
+        for chunk in chunks(rows, ARRAY_CHUNK):
+            params = {f"c{i}": [row[name] for row in chunk] for i, name in enumerate(columns)}
+            result = session.execute(stmt, params)
+            if returning:
+                found.extend(result.all())
+        return found
+    stmt = finish(sqlite.insert(table))
+    if returning:
+        stmt = stmt.returning(*returning)
+    connection = session.connection()
+    compiled = stmt.compile(dialect=connection.dialect, column_keys=columns)
+    order = list(compiled.positiontup or ())
+    # Values the driver cannot take as they are: DateTime as SQLAlchemy's stored text
+    # (converted here, faster), anything else (JSON) through the type's own processor.
+    moments: list[int] = []
+    processors: list[tuple[int, Callable[[Any], Any]]] = []
+    for i, name in enumerate(order):
+        column_type = table.c[name].type
+        if isinstance(column_type, DateTime):
+            moments.append(i)
+            continue
+        processor = column_type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
+        if processor is not None:
+            processors.append((i, processor))
+    getter = itemgetter(*order)
+    params_list: list[tuple[Any, ...]] = []
+    texts: dict[datetime, str] = {}  # a batch repeats its moments (first = last, now ...)
+    for row in rows:
+        values = list(getter(row)) if len(order) > 1 else [getter(row)]
+        for i in moments:
+            moment = values[i]
+            if moment is not None:
+                text = texts.get(moment)
+                if text is None:
+                    text = texts[moment] = sqlite_datetime(moment)
+                values[i] = text
+        for i, processor in processors:
+            values[i] = processor(values[i])
+        params_list.append(tuple(values))
+    sql = str(compiled)
+    if not returning:
+        connection.exec_driver_sql(sql, params_list)
+        return []
+    # executemany returns no rows: one multi-row VALUES statement per chunk instead,
+    # under SQLite's limit of bound parameters.
+    one = "VALUES (" + ", ".join("?" * len(order)) + ")"
+    head, _, tail = sql.partition(one)
+    if not tail and not sql.endswith(one):
+        raise ValueError(f"unexpected INSERT shape: {sql}")
+    found = []
+    per_statement = max(1, SQLITE_PARAMETERS // len(order))
+    for group in chunks(params_list, per_statement):
+        values_sql = "VALUES " + ", ".join([one[7:]] * len(group))
+        flat = tuple(value for values in group for value in values)
+        found.extend(connection.exec_driver_sql(head + values_sql + tail, flat).all())
+    return found
