@@ -12,6 +12,8 @@ from email.utils import format_datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, event, func, select
 from sqlalchemy.dialects.sqlite import DATETIME
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
@@ -32,7 +34,13 @@ from addon.ledger.models import (
     LedgerParticipant,
     ThreadMap,
 )
-from addon.ledger.parse import LedgerInput, message_ids, parse_date, synthetic_key
+from addon.ledger.parse import (
+    LedgerInput,
+    edge_ids,
+    message_ids,
+    parse_date,
+    synthetic_key,
+)
 from addon.ledger.sql import sqlite_datetime
 from addon.ledger.stats import (
     Stats,
@@ -510,3 +518,51 @@ def test_bulk_insert_writes_datetimes_as_sqlalchemy_does() -> None:
 def test_stats_fields_get_the_view_keys_of_their_field_type(value: object) -> None:
     options = {"metric": "emails_sent"}
     assert stats_value_keys(value, options) == field_type("stats").index_keys(value, options)
+
+
+def test_batches_of_any_size_give_the_same_ledger_and_stats(crm: Crm) -> None:
+    ann = crm.save("contacts", first_name="Ann", emails="ann@globex.com")
+    crm.save("companies", name="Globex", domain="globex.com")
+    thread = [
+        mail("b1@globex.com", ANN, REP, day=1),
+        mail("b2@acme.test", REP, ANN, day=2, refs=["b1@globex.com"]),
+        mail("b3@globex.com", ANN, REP, day=3, refs=["b1@globex.com", "b2@acme.test"]),
+        mail("o1@globex.com", "Cy <cy@globex.com>", REP, thread="other", day=4),
+        mail("b4@acme.test", REP, ANN, cc="cy@globex.com", day=5, refs=["b1@globex.com"]),
+    ]
+
+    def outcome(batch_size: int) -> tuple[Any, ...]:
+        savepoint = crm.db.begin_nested()
+        try:
+            result = record_messages(crm.db, crm.member, thread, clock=clock, batch_size=batch_size)
+            crm.db.flush()
+            conversations = sorted(
+                crm.db.execute(
+                    select(LedgerMessage.message_key, LedgerMessage.conversation_id)
+                ).all()
+            )
+            same = [k for k, c in conversations if c == conversations[0][1]]
+            return (
+                result.recorded,
+                same,
+                sorted((r, why) for _c, r, why in result.links),
+                stored_stats(crm.db, crm.member.workspace_id),
+            )
+        finally:
+            savepoint.rollback()
+
+    one_by_one = outcome(1)
+    assert one_by_one == outcome(1000)
+    assert one_by_one[0] == 5
+    assert one_by_one[1] == ["b1@globex.com", "b2@acme.test", "b3@globex.com", "b4@acme.test"]
+    stats = one_by_one[3][ann.id]
+    assert (stats.emails_sent, stats.emails_received, stats.threads) == (2, 2, 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="<> ab@.\t", max_size=30))
+def test_reading_only_the_first_and_last_reference_agrees_with_the_full_parse(
+    header: str,
+) -> None:
+    ids = message_ids(header)
+    assert edge_ids(header) == ((ids[0], ids[-1]) if ids else (None, None))

@@ -7,4 +7,5 @@ ingest   record_messages: idempotent, batched, concurrency-safe recording
 linking  automatic thread links, and the ledger side of manual link/unlink and merges
 stats    per-record email stats: incremental deltas, refresh, recompute, stats fields
 cli      `flask --app addon crm recompute-stats`
+sql      prepared IN lists and bulk inserts that keep per-row Python work small
 """

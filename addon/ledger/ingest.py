@@ -1,7 +1,7 @@
 """Recording messages in the ledger: once per workspace, in batches, safe under concurrency.
 
 record_messages takes LedgerInput from any source (the sidebar, mail merge, mailbox sync).
-Per batch (1,000 inputs) it runs a few set-based statements, never one per message: look
+Per batch (4,000 inputs) it runs a few set-based statements, never one per message: look
 up known messages, the member's thread maps and conversations by key; insert new
 conversations, messages (INSERT ... ON CONFLICT DO NOTHING RETURNING: a Message-ID another
 request recorded first is a duplicate, never a second row), participants and thread maps;
@@ -40,7 +40,7 @@ from addon.ledger.stats import (
     system_clock,
 )
 
-BATCH_SIZE = 1000
+BATCH_SIZE = 4000
 
 # The statements of a batch, built once (see addon.ledger.sql.IN_VALUES).
 _KNOWN_MESSAGES = select(

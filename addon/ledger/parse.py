@@ -114,7 +114,7 @@ def message_ids(header: str) -> list[str]:
     return [_fit(k) for k in found]
 
 
-def _edge_ids(header: str) -> tuple[str | None, str | None]:
+def edge_ids(header: str) -> tuple[str | None, str | None]:
     """The first and last Message-ID of a header (all a conversation needs of References)."""
     if not header:
         return None, None
@@ -251,11 +251,11 @@ def parse_input(item: LedgerInput, policy: LinkPolicy) -> ParsedMessage | str:
     if sent_at is None:
         return "no readable date"
     from_email = next((email for role, email in participants if role == "from"), "")
-    key = _edge_ids(item.message_id)[0] or synthetic_key(
+    key = edge_ids(item.message_id)[0] or synthetic_key(
         item.sender, item.date, item.subject, item.gmail_id
     )
-    first_ref, last_ref = _edge_ids(item.references)
-    in_reply_to = _edge_ids(item.in_reply_to)[0]
+    first_ref, last_ref = edge_ids(item.references)
+    in_reply_to = edge_ids(item.in_reply_to)[0]
     root = first_ref or in_reply_to or key
     parent = in_reply_to or last_ref
     recipients = [email for role, email in participants if role != "from"]
