@@ -21,6 +21,7 @@ from addon.crm.records import load_detail, save_record, value_keys
 from addon.crm.structure import add_folder
 from addon.crm.views import save_view
 from addon.crm.workspaces import folder_fields, resolve_member
+from tests.cardread import card_of, texts
 from tests.crmdata import Crm, add_field
 from tests.dbstate import row_counts
 from tests.google_fakes import AddonClient
@@ -416,33 +417,6 @@ def test_records_that_already_hold_the_value_are_left_alone(
 
 
 # ------------------------------------------------------------------------ the actions
-
-
-def card_of(data: dict[str, Any]) -> dict[str, Any]:
-    action = data["renderActions"]["action"]
-    cards = [n.get("pushCard") or n.get("updateCard") for n in action["navigations"]]
-    found = [c for c in cards if c]
-    assert found, data
-    return dict(found[-1])
-
-
-def texts(card: dict[str, Any]) -> str:
-    out: list[str] = [card["header"]["title"], card["header"].get("subtitle", "")]
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, val in node.items():
-                if key in {"text", "topLabel", "bottomLabel", "label", "value"} and isinstance(
-                    val, str
-                ):
-                    out.append(val)
-                walk(val)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card.get("sections", []))
-    return "\n".join(out)
 
 
 def action_params(card: dict[str, Any], text: str) -> dict[str, str]:

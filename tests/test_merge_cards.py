@@ -24,19 +24,11 @@ from addon.crm.models import (
 from addon.crm.records import add_note, load_detail, load_values
 from addon.crm.workspaces import folder_fields
 from tests.cardcheck import BASE_URL, check_card
+from tests.cardread import actions_in, card_of, navigations, texts
 from tests.crmdata import Crm
 from tests.dbstate import row_counts
 from tests.google_fakes import AddonClient
-from tests.test_view_cards import (
-    actions_in,
-    card_of,
-    inputs,
-    member_client,
-    named,
-    navigations,
-    params_of,
-    texts,
-)
+from tests.test_view_cards import inputs, member_client, named, params_of
 
 
 def record_count(db: Session) -> int:

@@ -24,6 +24,7 @@ from addon.crm.workspaces import folder_fields
 from addon.gmail.fake_server import FakeGmail, FakeMessage
 from addon.web.events import parse_form_inputs, user_locale, user_timezone
 from tests.cardcheck import BASE_URL, check_card
+from tests.cardread import card_of, texts
 from tests.crmdata import Crm, add_field
 from tests.dbstate import row_counts
 from tests.google_fakes import AddonClient
@@ -32,15 +33,6 @@ JULY_MOMENT = "2026-07-01T08:30:00Z"  # 10:30 in Paris and Berlin (summer time)
 JULY_MS = int(datetime(2026, 7, 1, 8, 30, tzinfo=UTC).timestamp() * 1000)
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def card_of(data: dict[str, Any]) -> dict[str, Any]:
-    """The last card a callback or trigger answer navigates to."""
-    action = data["renderActions"]["action"] if "renderActions" in data else data["action"]
-    cards = [n.get("pushCard") or n.get("updateCard") for n in action["navigations"]]
-    found = [c for c in cards if c]
-    assert found, data
-    return dict(found[-1])
 
 
 def widgets_of(card: dict[str, Any]) -> list[dict[str, Any]]:
@@ -69,26 +61,6 @@ def input_names(card: dict[str, Any]) -> set[str]:
             elif isinstance(body, dict) and "name" in body:
                 names.add(body["name"])
     return names
-
-
-def texts(card: dict[str, Any]) -> str:
-    """All visible text of a card."""
-    out: list[str] = [card["header"]["title"], card["header"].get("subtitle", "")]
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key in {"text", "topLabel", "bottomLabel", "label", "value"} and isinstance(
-                    value, str
-                ):
-                    out.append(value)
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card.get("sections", []))
-    return "\n".join(out)
 
 
 def submitted_untouched(card: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from addon.crm.models import (
     RecordRelation,
     ThreadLink,
 )
+from tests.cardread import actions_in, texts
 from tests.dbstate import row_counts
 from tests.google_fakes import AddonClient
 
@@ -29,50 +30,6 @@ def card_of(data: dict[str, Any]) -> dict[str, Any]:
             if key in navigation:
                 return dict(navigation[key])
     raise AssertionError("no card in response")
-
-
-def texts(card: dict[str, Any]) -> str:
-    """All visible text of a card, for assertions."""
-    out: list[str] = [card["header"]["title"], card["header"].get("subtitle", "")]
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key in {
-                    "text",
-                    "topLabel",
-                    "bottomLabel",
-                    "title",
-                    "label",
-                    "value",
-                } and isinstance(value, str):
-                    out.append(value)
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card.get("sections", []))
-    return "\n".join(out)
-
-
-def actions_in(card: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every action on a card, with parameters flattened into a dict."""
-    found: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if "function" in node:
-                params = {p["key"]: p["value"] for p in node.get("parameters", [])}
-                found.append({"name": node["function"].rsplit("/", 1)[-1], **params})
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card)
-    return found
 
 
 def create_contact(addon: AddonClient, **form: Any) -> Record:

@@ -31,47 +31,12 @@ from addon.crm.structure import (
     set_folder_active,
 )
 from addon.crm.workspaces import folder_fields, folders_by_key
+from tests.cardread import card_of, navigations, texts
 from tests.crmdata import Crm
 from tests.dbstate import row_counts
 from tests.google_fakes import AddonClient
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def card_of(data: dict[str, Any]) -> dict[str, Any]:
-    """The last card of a callback response (the one the user sees)."""
-    found = [
-        navigation[key]
-        for navigation in data["renderActions"]["action"]["navigations"]
-        for key in ("pushCard", "updateCard")
-        if key in navigation
-    ]
-    assert found, data
-    return dict(found[-1])
-
-
-def navigations(data: dict[str, Any]) -> list[str]:
-    """The navigation kinds of a callback response, in order."""
-    return [next(iter(n)) for n in data["renderActions"]["action"]["navigations"]]
-
-
-def texts(card: dict[str, Any]) -> str:
-    """All visible text of a card."""
-    out: list[str] = [card["header"]["title"], card["header"].get("subtitle", "")]
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                visible = {"text", "topLabel", "bottomLabel", "label", "value", "header"}
-                if key in visible and isinstance(value, str):
-                    out.append(value)
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card.get("sections", []))
-    return "\n".join(out)
 
 
 def field_of(db: Session, folder: Folder, key: str) -> FieldDef:

@@ -14,75 +14,12 @@ from addon.crm.models import AuditEntry, Member, SavedView
 from addon.crm.views import parse_definition, save_view
 from addon.crm.workspaces import folder_fields
 from tests.cardcheck import BASE_URL, check_card
+from tests.cardread import actions_in, card_of, cards_of, navigations, texts
 from tests.crmdata import Crm, add_field
 from tests.dbstate import row_counts
 from tests.google_fakes import AddonClient
 
 # --------------------------------------------------------------------------- helpers
-
-
-def cards_of(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every card a response pushes or updates, in navigation order."""
-    action = data["renderActions"]["action"] if "renderActions" in data else data["action"]
-    found = []
-    for navigation in action.get("navigations", []):
-        for key in ("pushCard", "updateCard"):
-            if key in navigation:
-                found.append(navigation[key])
-    return found
-
-
-def card_of(data: dict[str, Any]) -> dict[str, Any]:
-    """The last card of a response (the one the user ends up looking at)."""
-    found = cards_of(data)
-    assert found, data
-    return found[-1]
-
-
-def navigations(data: dict[str, Any]) -> list[str]:
-    """The navigation kinds of a callback response, in order."""
-    return [next(iter(n)) for n in data["renderActions"]["action"]["navigations"]]
-
-
-def texts(card: dict[str, Any]) -> str:
-    """All visible text of a card (headers, labels, values, item texts)."""
-    out: list[str] = [card["header"]["title"], card["header"].get("subtitle", "")]
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key in {"text", "topLabel", "bottomLabel", "label", "value", "header"} and (
-                    isinstance(value, str)
-                ):
-                    out.append(value)
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card.get("sections", []))
-    if "fixedFooter" in card:
-        walk(card["fixedFooter"])
-    return "\n".join(out)
-
-
-def actions_in(card: dict[str, Any]) -> list[dict[str, str]]:
-    """Every action on a card as {"name": ..., **parameters}."""
-    found: list[dict[str, str]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if "function" in node:
-                params = {p["key"]: p["value"] for p in node.get("parameters", [])}
-                found.append({"name": node["function"].rsplit("/", 1)[-1], **params})
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card)
-    return found
 
 
 def named(card: dict[str, Any], name: str) -> list[dict[str, str]]:
