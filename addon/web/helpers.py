@@ -8,8 +8,9 @@ from sqlalchemy import select
 
 from addon.auth.roles import can
 from addon.cards import records as record_cards
-from addon.crm.models import Folder, Member, Record
+from addon.crm.models import Folder, Member, Record, SavedView
 from addon.crm.records import RecordNotFound, load_detail
+from addon.crm.views import ViewError, get_view
 from addon.crm.workspaces import folders_by_key
 from addon.web.events import AddonRequest
 
@@ -49,6 +50,22 @@ def folder_for(req: AddonRequest, key: str) -> Folder:
     if folder is None:
         raise RecordNotFound(key)
     return folder
+
+
+def view_for(req: AddonRequest) -> tuple[SavedView, Folder]:
+    """The view named by the view_id parameter, with its folder.
+
+    Unknown ids, another workspace's views and other members' personal views all raise
+    RecordNotFound, so the answer never tells them apart.
+    """
+    try:
+        view = get_view(req.session, req.member, req.param("view_id"))
+    except ViewError:
+        raise RecordNotFound(req.param("view_id")) from None
+    folder = req.session.get(Folder, view.folder_id)
+    if folder is None or folder.workspace_id != req.member.workspace_id:
+        raise RecordNotFound(req.param("view_id"))
+    return view, folder
 
 
 def context_params(req: AddonRequest) -> dict[str, str]:

@@ -22,25 +22,12 @@ from addon.crm.massupdate import (
     preview_mass_update,
 )
 from addon.crm.models import Folder, SavedView
-from addon.crm.records import RecordNotFound
-from addon.crm.views import ViewError, count_view, get_view, load_definition
+from addon.crm.views import ViewError, count_view, load_definition
 from addon.web.events import AddonRequest
-from addon.web.helpers import members_of
+from addon.web.helpers import members_of, view_for
 from addon.web.registry import Result, action
 
 Card = dict[str, Any]
-
-
-def _view(req: AddonRequest) -> tuple[SavedView, Folder]:
-    """The view named in the parameters; unknown, foreign and others' personal views look alike."""
-    try:
-        view = get_view(req.session, req.member, req.param("view_id"))
-    except ViewError:
-        raise RecordNotFound(req.param("view_id")) from None
-    folder = req.session.get(Folder, view.folder_id)
-    if folder is None or folder.workspace_id != req.member.workspace_id:
-        raise RecordNotFound(req.param("view_id"))
-    return view, folder
 
 
 def _count(req: AddonRequest, view: SavedView, folder: Folder) -> int:
@@ -82,7 +69,7 @@ def mass_update_form(req: AddonRequest) -> Result:
     The field dropdown submits the form when it changes: the value input then fits the
     newly chosen field, and the value typed for the previous field is dropped.
     """
-    view, folder = _view(req)
+    view, folder = view_for(req)
     redraw = req.param("nav") == "update"
     if redraw and "field" in req.form:
         built = _form(req, view, folder, field_key=req.text("field"), mode=req.text("mode"))
@@ -101,7 +88,7 @@ def mass_update_form(req: AddonRequest) -> Result:
 @action("mass_update_preview", "bulk_edit")
 def mass_update_preview(req: AddonRequest) -> Result:
     """How many records the update would change, with Apply and Back; or the form and why not."""
-    view, folder = _view(req)
+    view, folder = view_for(req)
     field_key, mode = req.text("field"), req.text("mode") or "set"
     raw = req.form.get("value", [])
     preview = preview_mass_update(
@@ -127,7 +114,7 @@ def mass_update_preview(req: AddonRequest) -> Result:
 @action("mass_update_apply", "bulk_edit")
 def mass_update_apply(req: AddonRequest) -> Result:
     """Apply a previewed update (parameters view_id, field, mode, value, count)."""
-    view, folder = _view(req)
+    view, folder = view_for(req)
     field_key, mode = req.param("field"), req.param("mode")
     inputs = cards.decode_inputs(req.param("value"))
     count_text = req.param("count")

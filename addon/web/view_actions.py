@@ -15,17 +15,16 @@ from sqlalchemy.orm import Session
 
 from addon.auth.roles import PermissionDenied, can
 from addon.cards import views as cards
-from addon.cards.responses import push, update
+from addon.cards.responses import navigate, push, update
 from addon.cards.sidebar import homepage_card
 from addon.crm.models import FieldDef, Folder, Member, SavedView
-from addon.crm.records import RecordNotFound, recent_records, recently_created
+from addon.crm.records import recent_records, recently_created
 from addon.crm.views import (
     MAX_CONDITIONS,
     ViewDefinition,
     ViewError,
     count_view,
     delete_view,
-    get_view,
     list_view,
     parse_definition,
     save_view,
@@ -34,6 +33,7 @@ from addon.crm.views import (
 )
 from addon.crm.workspaces import folder_fields
 from addon.web.events import AddonRequest
+from addon.web.helpers import view_for
 from addon.web.registry import Result, action
 
 HOMEPAGE_VIEWS = 20
@@ -101,26 +101,6 @@ def _homepage(req: AddonRequest) -> dict[str, Any]:
     )
 
 
-def _navigate(*navigations: dict[str, Any], notify: str | None = None) -> dict[str, Any]:
-    """A callback answer with several navigations (e.g. back to the root, then refresh it)."""
-    result: dict[str, Any] = {"navigations": list(navigations)}
-    if notify:
-        result["notification"] = {"text": notify}
-    return {"renderActions": {"action": result}, "stateChanged": True}
-
-
-def _view(req: AddonRequest) -> tuple[SavedView, Folder]:
-    """The view named in the parameters; unknown, foreign and others' personal views look alike."""
-    try:
-        view = get_view(req.session, req.member, req.param("view_id"))
-    except ViewError:
-        raise RecordNotFound(req.param("view_id")) from None
-    folder = req.session.get(Folder, view.folder_id)
-    if folder is None or folder.workspace_id != req.member.workspace_id:
-        raise RecordNotFound(req.param("view_id"))
-    return view, folder
-
-
 def _may_manage(member: Member, view: SavedView) -> bool:
     return view.owner_id == member.id or (view.owner_id is None and can(member, "share_view"))
 
@@ -175,7 +155,7 @@ def _view_card(req: AddonRequest, view: SavedView, folder: Folder, page: int = 0
 @action("open_view", "view")
 def open_view(req: AddonRequest) -> Result:
     """A view's records, a page at a time (parameters view_id, page; nav=update to page)."""
-    view, folder = _view(req)
+    view, folder = view_for(req)
     return _shown(req, _view_card(req, view, folder, _page(req)))
 
 
@@ -288,7 +268,7 @@ def _fit_to_folder(req: AddonRequest, form: cards.ViewForm) -> None:
 def _editing(req: AddonRequest) -> tuple[SavedView | None, Folder | None]:
     if not req.param("view_id"):
         return None, None
-    view, folder = _view(req)
+    view, folder = view_for(req)
     _require_manage(req.member, view)
     return view, folder
 
@@ -306,7 +286,7 @@ def new_view(req: AddonRequest) -> Result:
 @action("edit_view", "view")
 def edit_view(req: AddonRequest) -> Result:
     """Push the editor of a view the member may change (parameter view_id)."""
-    view, folder = _view(req)
+    view, folder = view_for(req)
     _require_manage(req.member, view)
     return push(_editor(req, _stored_form(view, folder), view=view))
 
@@ -386,10 +366,11 @@ def save(req: AddonRequest) -> Result:
         g.db_rollback = True
         return update(_editor(req, form, view=view, error=error))
     # Back to a refreshed homepage with the view on top, so the list and counts are current.
-    return _navigate(
+    return navigate(
         {"popToRoot": True},
         {"updateCard": _homepage(req)},
         {"pushCard": _view_card(req, view, folder)},
+        state_changed=True,
         notify="View saved",
     )
 
@@ -397,7 +378,7 @@ def save(req: AddonRequest) -> Result:
 @action("confirm_delete_view", "view")
 def confirm_delete(req: AddonRequest) -> Result:
     """Ask before deleting a view (parameter view_id)."""
-    view, folder = _view(req)
+    view, folder = view_for(req)
     _require_manage(req.member, view)
     return update(cards.delete_view_card(req.actions, view, folder))
 
@@ -405,10 +386,13 @@ def confirm_delete(req: AddonRequest) -> Result:
 @action("delete_view", "view")
 def delete(req: AddonRequest) -> Result:
     """Delete a view the member may change; its records stay."""
-    view, _folder = _view(req)
+    view, _folder = view_for(req)
     _require_manage(req.member, view)
     name = view.name
     delete_view(req.session, req.member, view)
-    return _navigate(
-        {"popToRoot": True}, {"updateCard": _homepage(req)}, notify=f"View “{name}” deleted"
+    return navigate(
+        {"popToRoot": True},
+        {"updateCard": _homepage(req)},
+        state_changed=True,
+        notify=f"View “{name}” deleted",
     )
