@@ -1,0 +1,37 @@
+"""The Gmail client's shortcut through httplib2's URI conversion."""
+
+from __future__ import annotations
+
+import string
+
+import httplib2
+from httplib2.iri2uri import iri2uri
+from hypothesis import given
+from hypothesis import strategies as st
+
+from addon.gmail.client import ascii_fast_iri2uri
+
+_HOST = st.from_regex(
+    r"[A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?(\.[A-Za-z]{2,6}){1,2}", fullmatch=True
+)
+_PATH = st.text(alphabet=string.ascii_letters + string.digits + "/-._~%!$&'()*+,;=:@ ", max_size=60)
+
+
+@given(host=_HOST, port=st.one_of(st.none(), st.integers(1, 65535)), path=_PATH, query=_PATH)
+def test_ascii_uris_convert_exactly_as_httplib2_converts_them(
+    host: str, port: int | None, path: str, query: str
+) -> None:
+    authority = host if port is None else f"{host}:{port}"
+    uri = f"https://{authority}/{path}?{query}"
+    assert ascii_fast_iri2uri(uri) == iri2uri(uri)
+
+
+def test_non_ascii_uris_still_take_httplib2s_conversion() -> None:
+    uri = "https://bücher.example/ü?q=é"
+    assert (
+        ascii_fast_iri2uri(uri) == iri2uri(uri) == "https://xn--bcher-kva.example/%C3%BC?q=%C3%A9"
+    )
+
+
+def test_httplib2_uses_the_shortcut() -> None:
+    assert httplib2.iri2uri is ascii_fast_iri2uri
