@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from addon.cards import views as view_cards
 from addon.cards.widgets import Actions
+from addon.crm import views as crm_views
 from addon.crm.models import AuditEntry, Member, SavedView
 from addon.crm.views import parse_definition, save_view
 from addon.crm.workspaces import folder_fields
@@ -204,6 +205,37 @@ def test_view_card_pages_through_records(addon: AddonClient, crm: Crm, db: Sessi
     # A page past the end shows the last one.
     late = card_of(addon.action("open_view", parameters={"view_id": str(view.id), "page": "9"}))
     assert "Showing 26 to 30 of 30" in texts(late)
+
+
+def test_large_views_count_up_to_the_cap(
+    addon: AddonClient, crm: Crm, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sidebar stops counting at COUNT_CAP (10,000; 4 here) and says "4+".
+    monkeypatch.setattr(crm_views, "COUNT_CAP", 4)
+    for number in range(1, 8):
+        lead(crm, f"Person {number}")
+    view = save_view(
+        db,
+        crm.member,
+        crm.folders["contacts"],
+        "Leads",
+        {"conditions": [{"field": "lifecycle_stage", "op": "equals", "value": "lead"}]},
+        shared=True,
+    )
+    assert "4+ records · shared" in texts(card_of(addon.post("/homepage")))
+    card = card_of(addon.action("open_view", parameters={"view_id": str(view.id)}))
+    assert "Contacts · 4+ records · shared" in texts(card)
+    assert "Showing 1 to 7 of 7+" in texts(card)
+    # A short page is the last one; a full page offers Next without the full count.
+    assert not [a for a in named(card, "open_view") if a.get("page") == "1"]
+    for number in range(8, 40):
+        lead(crm, f"Person {number}")
+    card = card_of(addon.action("open_view", parameters={"view_id": str(view.id)}))
+    assert "Showing 1 to 25 of 25+" in texts(card)
+    (following,) = [a for a in named(card, "open_view") if a.get("page") == "1"]
+    later = card_of(addon.action("open_view", parameters=params_of(following)))
+    assert "Showing 26 to 39 of 39+" in texts(later)
+    assert not [a for a in named(later, "open_view") if a.get("page") == "2"]
 
 
 def test_view_card_buttons_follow_roles(

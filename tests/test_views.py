@@ -12,6 +12,7 @@ from addon.crm.models import Member, Record
 from addon.crm.views import (
     ViewError,
     count_view,
+    count_view_capped,
     get_view,
     list_view,
     parse_definition,
@@ -82,6 +83,11 @@ def run(crm: Crm, db: Session, *conditions: tuple[str, str, str], match: str = "
     )
     found = titles(list_view(db, folder, definition, today=TODAY))
     assert count_view(db, folder, definition, today=TODAY) == len(found)
+    # Capped counts stop at cap + 1, whichever way the count is built.
+    for cap in (0, 1, 2):
+        assert count_view(db, folder, definition, today=TODAY, cap=cap) == min(len(found), cap + 1)
+        capped = count_view_capped(db, folder, definition, today=TODAY, cap=cap)
+        assert capped == (min(len(found), cap), len(found) > cap)
     return sorted(found)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from addon.cards.records import FOLDER_ICONS
 from addon.cards.widgets import (
@@ -30,8 +30,18 @@ from addon.crm.views import (
 )
 
 Card = dict[str, Any]
-# (view, its folder, its record count or None when the view no longer compiles)
-ViewLine = tuple[SavedView, Folder, int | None]
+
+
+class ViewLine(NamedTuple):
+    """A view listed with its folder and record count."""
+
+    view: SavedView
+    folder: Folder
+    # None when the view no longer compiles (a field it uses was removed).
+    total: int | None
+    # Counting stops at views.COUNT_CAP: True when the view holds more than `total`.
+    more: bool = False
+
 
 # The editor offers this many condition rows; stored views may hold more (the API
 # allows MAX_CONDITIONS) and are shown whole.
@@ -79,8 +89,10 @@ def _plural(count: int, singular: str, plural: str) -> str:
     return f"{count:,} {singular if count == 1 else plural}"
 
 
-def _count_text(count: int | None) -> str:
-    return "needs fixing" if count is None else _plural(count, "record", "records")
+def _count_text(count: int | None, more: bool = False) -> str:
+    if count is None:
+        return "needs fixing"
+    return f"{count:,}+ records" if more else _plural(count, "record", "records")
 
 
 def _select(
@@ -109,11 +121,13 @@ def _select(
 # ------------------------------------------------------------------------------ homepage
 
 
-def view_line(actions: Actions, view: SavedView, folder: Folder, count: int | None) -> Widget:
+def view_line(actions: Actions, line: ViewLine) -> Widget:
     """One clickable line naming a view, with its record count."""
+    view, folder = line.view, line.folder
+    shared = "shared" if view.owner_id is None else "only you"
     return decorated(
         esc(view.name),
-        bottom=f"{_count_text(count)} · {'shared' if view.owner_id is None else 'only you'}",
+        bottom=f"{_count_text(line.total, line.more)} · {shared}",
         icon=FOLDER_ICONS.get(folder.key, "BOOKMARK"),
         on_click=actions.on_click("open_view", view_id=view.id),
     )
@@ -125,10 +139,8 @@ def homepage_views_sections(
     """The homepage's saved views, one section per folder, and the New view button."""
     sections: list[dict[str, Any]] = []
     by_folder: dict[int, tuple[Folder, list[Widget]]] = {}
-    for view, folder, count in views:
-        by_folder.setdefault(folder.id, (folder, []))[1].append(
-            view_line(actions, view, folder, count)
-        )
+    for line in views:
+        by_folder.setdefault(line.folder.id, (line.folder, []))[1].append(view_line(actions, line))
     for folder, widgets in by_folder.values():
         sections.append(
             section(widgets, f"Views · {esc(folder.name)}", collapsible=True, visible=5)
@@ -148,7 +160,7 @@ def all_views_card(
     actions: Actions, views: Sequence[ViewLine], *, page: int, has_next: bool
 ) -> Card:
     """Every view the member can see, a page at a time."""
-    widgets: list[Widget] = [view_line(actions, v, f, c) for v, f, c in views]
+    widgets: list[Widget] = [view_line(actions, line) for line in views]
     if not widgets:
         widgets.append(paragraph("No views on this page."))
     nav: list[Widget] = []
@@ -208,6 +220,8 @@ class ViewPage:
     count: int
     page: int
     page_size: int
+    # The view holds more records than `count` (counting stops at views.COUNT_CAP).
+    more: bool = False
 
 
 @dataclass
@@ -240,7 +254,7 @@ def view_card(
     sections = [section(filter_widgets, "Filter")]
     subtitle = [folder.name, "shared" if view.owner_id is None else "only you"]
     if listing is not None:
-        subtitle.insert(1, _count_text(listing.count))
+        subtitle.insert(1, _count_text(listing.count, listing.more))
         icon = FOLDER_ICONS.get(folder.key, "BOOKMARK")
         record_widgets: list[Widget] = [
             decorated(
@@ -262,7 +276,10 @@ def view_card(
             first = listing.page * listing.page_size + 1
             last = first + len(listing.records) - 1
             record_widgets.append(
-                paragraph(f"<i>Showing {first:,} to {last:,} of {listing.count:,}.</i>")
+                paragraph(
+                    f"<i>Showing {first:,} to {last:,} of {max(listing.count, last):,}"
+                    f"{'+' if listing.more else ''}.</i>"
+                )
             )
         paging: list[Widget] = []
         if listing.page > 0:
@@ -274,7 +291,8 @@ def view_card(
                     ),
                 )
             )
-        if (listing.page + 1) * listing.page_size < listing.count:
+        full_page = len(listing.records) == listing.page_size
+        if (listing.more and full_page) or (listing.page + 1) * listing.page_size < listing.count:
             paging.append(
                 button(
                     "Next",

@@ -23,7 +23,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true, union
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    and_,
+    false,
+    func,
+    or_,
+    select,
+    true,
+    union,
+)
 from sqlalchemy.orm import Session, aliased
 
 from addon.crm.audit import record_audit
@@ -75,6 +86,8 @@ _CHECKBOX_OPS = frozenset({"equals", "is_empty", "is_not_empty"})
 
 MAX_CONDITIONS = 20
 PAGE_SIZE = 20
+# Beyond this many records the sidebar shows "10,000+" (see count_view_capped).
+COUNT_CAP = 10_000
 
 
 class ViewError(ValueError):
@@ -499,34 +512,49 @@ def view_record_ids(
 
 
 def count_view(
-    session: Session, folder: Folder, definition: ViewDefinition, *, today: date | None = None
+    session: Session,
+    folder: Folder,
+    definition: ViewDefinition,
+    *,
+    today: date | None = None,
+    cap: int | None = None,
 ) -> int:
-    """How many records the view holds."""
+    """How many records the view holds; with a cap, counting stops at cap + 1."""
     tests = _compile(session, folder, definition, today)
     scope = _scope(folder)
-    query: Select[Any]
+    ids: Select[Any] | CompoundSelect[Any]
     if len(tests) > 1 and definition.match_any:
         # The union of each condition's records: set operations, no per-record OR.
-        matching = union(*(t.record_ids(scope) for t in tests)).subquery()
-        query = select(func.count()).select_from(matching)
+        ids = union(*(t.record_ids(scope) for t in tests))
     elif driver := next((t for t in tests if t.drives), None):
         # Start from one field's rows (its values belong to records of this folder) and
         # test the others on their record ids: `records` is never scanned.
         assert driver.rows is not None
         rows = driver.rows.subquery()
         subject = rows.c[0]
-        query = (
-            select(func.count())
-            .select_from(rows)
-            .where(*(t.holds(subject, scope) for t in tests if t is not driver))
-        )
+        ids = select(subject).where(*(t.holds(subject, scope) for t in tests if t is not driver))
     else:
-        query = (
-            select(func.count())
-            .select_from(Record)
-            .where(scope, *(t.holds(Record.id) for t in tests))
-        )
+        ids = select(Record.id).where(scope, *(t.holds(Record.id) for t in tests))
+    if cap is not None:
+        # Counting stops early: the sidebar says "10,000+" instead of walking every
+        # matching index entry of a view that holds a large part of the folder.
+        ids = ids.limit(cap + 1)
+    query = select(func.count()).select_from(ids.subquery())
     return int(session.execute(query).scalar_one())
+
+
+def count_view_capped(
+    session: Session,
+    folder: Folder,
+    definition: ViewDefinition,
+    *,
+    today: date | None = None,
+    cap: int | None = None,
+) -> tuple[int, bool]:
+    """The view's record count up to `cap` (COUNT_CAP), and whether it holds more than that."""
+    cap = COUNT_CAP if cap is None else cap
+    counted = count_view(session, folder, definition, today=today, cap=cap)
+    return min(counted, cap), counted > cap
 
 
 def list_view(

@@ -23,7 +23,7 @@ from addon.crm.views import (
     MAX_CONDITIONS,
     ViewDefinition,
     ViewError,
-    count_view,
+    count_view_capped,
     delete_view,
     list_view,
     parse_definition,
@@ -63,12 +63,14 @@ def _counted(session: Session, pairs: list[tuple[SavedView, Folder]]) -> list[ca
         if folder.id not in fields:
             fields[folder.id] = folder_fields(session, folder.id)
         try:
-            count: int | None = count_view(
+            count, more = count_view_capped(
                 session, folder, parse_definition(fields[folder.id], view.definition)
             )
         except ViewError:
-            count = None  # a field it uses was removed, or a value no longer parses
-        lines.append((view, folder, count))
+            # A field it uses was removed, or a value no longer parses.
+            lines.append(cards.ViewLine(view, folder, None))
+        else:
+            lines.append(cards.ViewLine(view, folder, count, more))
     return lines
 
 
@@ -137,15 +139,15 @@ def _view_card(req: AddonRequest, view: SavedView, folder: Folder, page: int = 0
         )
     description = cards.describe_definition(definition, labels)
     try:
-        count = count_view(req.session, folder, definition)
-        last_page = max(0, (count - 1) // VIEW_PAGE_SIZE)
-        page = min(page, last_page)
+        count, more = count_view_capped(req.session, folder, definition)
+        if not more:
+            page = min(page, max(0, (count - 1) // VIEW_PAGE_SIZE))
         records = list_view(req.session, folder, definition, page=page, page_size=VIEW_PAGE_SIZE)
     except ViewError as exc:
         return cards.view_card(
             req.actions, view, folder, description, None, allowed, error=str(exc)
         )
-    listing = cards.ViewPage(records, count, page, VIEW_PAGE_SIZE)
+    listing = cards.ViewPage(records, count, page, VIEW_PAGE_SIZE, more)
     return cards.view_card(req.actions, view, folder, description, listing, allowed)
 
 
