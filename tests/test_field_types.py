@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 import pytest
+from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.provisional import domains, urls
@@ -30,6 +31,7 @@ from addon.crm.fields import (
     parse_formula,
     validate_options,
 )
+from addon.crm.fieldtypes_contact import plainly_valid_email, valid_email
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None)
 
@@ -1290,3 +1292,43 @@ def test_numbers_survive_every_locale_display_as_input(number: Decimal) -> None:
         assert ftype.parse([shown], {"_locale": locale}) == stored
     # English display reads back without a locale once grouped ("1,234" = 1234).
     assert ftype.parse([ftype.display(stored)], {}) == stored
+
+
+# --------------------------------------------------------------------------- email fast path
+
+_PLAIN_LOCAL = st.from_regex(r"[a-z0-9_+-]{1,12}(\.[a-z0-9_+-]{1,12}){0,3}", fullmatch=True)
+_PLAIN_LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
+_PLAIN_TLD = st.from_regex(r"[a-z]{2,8}", fullmatch=True)
+
+
+@given(
+    local=_PLAIN_LOCAL,
+    labels=st.lists(_PLAIN_LABEL, min_size=1, max_size=3),
+    tld=st.one_of(_PLAIN_TLD, st.sampled_from(["test", "local", "arpa", "onion", "invalid"])),
+)
+def test_the_email_fast_path_accepts_only_what_email_validator_accepts(
+    local: str, labels: list[str], tld: str
+) -> None:
+    email = f"{local}@{'.'.join(labels)}.{tld}"
+    try:
+        validated = validate_email(email, check_deliverability=False, test_environment=True)
+    except EmailNotValidError:
+        validated = None
+    if plainly_valid_email(email):
+        assert validated is not None and validated.normalized == email
+    # Either way, the field type answers as email-validator does.
+    if validated is None:
+        with pytest.raises(FieldError):
+            valid_email(email)
+    else:
+        assert valid_email(email) == email
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["ab@ab--cd.com", "a@xn--x.com", "a@x.localhost", "a@x.onion", "a..b@x.com", "a@x.co1"],
+)
+def test_addresses_outside_the_fast_path_still_meet_email_validator(email: str) -> None:
+    assert not plainly_valid_email(email)
+    with pytest.raises(FieldError):
+        valid_email(email)

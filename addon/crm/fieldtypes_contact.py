@@ -46,11 +46,30 @@ def _email_parts(raw: Any) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
+# Canonical addresses email-validator always accepts: a dot-atom of common characters, LDH
+# labels without "--" (so no Punycode and no reserved "ab--" labels), an alphabetic TLD,
+# within its length limits. Recognising them here skips its per-character Unicode checks,
+# a quarter of a CSV import's CPU; anything else still goes through it.
+_PLAIN_EMAIL_RE = re.compile(
+    r"(?!.*--)(?=[^@]{1,64}@)(?=.{1,254}\Z)"
+    r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z"
+)
+# email-validator's special-use names, less "test" (allowed by test_environment below).
+_RESERVED_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion"})
+
+
+def plainly_valid_email(email: str) -> bool:
+    """True for a canonical address that email-validator is known to accept unchanged."""
+    return bool(_PLAIN_EMAIL_RE.match(email)) and email.rpartition(".")[2] not in _RESERVED_TLDS
+
+
 def valid_email(text: str) -> str:
     """The canonical form of one address, refused unless email-validator accepts it too."""
     email = canonical_email(text)
     if email is None:
         raise FieldError(f"“{text}” is not a valid email address")
+    if plainly_valid_email(email):
+        return email
     try:
         # test_environment also allows *.test, the reserved domain our own dev workspace
         # and fixtures use; .local, .localhost, .invalid, .onion and .arpa stay refused.
