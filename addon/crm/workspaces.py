@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from addon.crm.defaults import DEFAULT_FOLDERS
 from addon.crm.models import FieldDef, Folder, Member, Workspace
@@ -41,7 +41,10 @@ def provision_workspace(session: Session, domain: str, *, is_consumer: bool) -> 
 # Runs on every request, so it is built once.
 _MEMBER_BY_EMAIL = (
     select(Member)
-    .join(Workspace, Member.workspace_id == Workspace.id)
+    .join(Member.workspace)
+    # The join that filters by domain also loads the workspace (a second, eager join
+    # of the same table otherwise).
+    .options(contains_eager(Member.workspace))
     .where(Workspace.domain == bindparam("domain"), Member.email == bindparam("email"))
 )
 
