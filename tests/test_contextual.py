@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event, select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from addon.crm.models import (
@@ -23,7 +23,7 @@ from addon.crm.models import (
 from addon.gmail.fake_server import FakeGmail, FakeMessage
 from tests.cardcheck import walk
 from tests.crmdata import Crm
-from tests.dbstate import row_counts
+from tests.dbstate import StatementCounter, row_counts
 from tests.google_fakes import AddonClient
 
 ACCESS_TOKEN = "gmail-access-token-1"
@@ -687,22 +687,6 @@ def test_compose_without_recipients(addon: AddonClient, gmail: FakeGmail) -> Non
 
 
 # --------------------------------------------------------------------------- statements
-
-
-class StatementCounter:
-    def __init__(self, connection: Connection) -> None:
-        self.connection = connection
-        self.statements: list[str] = []
-
-    def _count(self, *args: Any) -> None:
-        self.statements.append(args[2])
-
-    def __enter__(self) -> StatementCounter:
-        event.listen(self.connection, "before_cursor_execute", self._count)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.connection, "before_cursor_execute", self._count)
 
 
 def test_statement_count_does_not_grow_with_data(

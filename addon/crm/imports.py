@@ -978,6 +978,7 @@ class _Importer:
                 form,
                 record,
                 source="import",
+                fields=self.fields,
                 resolver=self.resolver,
             )
         except ValidationError as exc:

@@ -466,6 +466,7 @@ def apply_mass_update(
                         form,
                         record,
                         source="mass update",
+                        fields=fields,
                         resolver=resolver,
                     )
                 except ValidationError as exc:

@@ -365,6 +365,7 @@ def save_record(
     *,
     company_domain: str | None = None,
     source: str = "sidebar",
+    fields: list[FieldDef] | None = None,
     resolver: FormResolver | None = None,
 ) -> Record:
     """Validate the form against the folder's fields and create or update the record.
@@ -372,9 +373,10 @@ def save_record(
     Only fields present in `form` are changed on update. Nothing is written when any
     field is invalid: ValidationError lists every problem at once. Every way in (sidebar,
     import, web form, mass update) comes through here or through prepare_form, so the
-    field rules hold for all.
+    field rules hold for all. `fields` (the folder's active fields) spares callers that
+    save many records a query per record.
     """
-    prepared = prepare_form(session, member, folder, form, record, resolver=resolver)
+    prepared = prepare_form(session, member, folder, form, record, fields=fields, resolver=resolver)
     fields, parsed, current = prepared.fields, prepared.parsed, prepared.current
     merged = prepared.merged
     workspace_id = member.workspace_id
