@@ -310,7 +310,8 @@ def settings(req: AddonRequest) -> Result:
             section(
                 [
                     button_list(
-                        button("Folders and fields", req.actions.on_click("admin_structure"))
+                        button("Folders and fields", req.actions.on_click("admin_structure")),
+                        button("Web forms", req.actions.on_click("webforms")),
                     )
                 ],
                 "Structure",
