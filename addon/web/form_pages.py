@@ -194,6 +194,12 @@ def _kind(field_type: str) -> str:
     return _INPUT_TYPES.get(field_type, "text")
 
 
+def _sentence(label: str, message: str) -> str:
+    """A field's message as a sentence: "Work email is required." or the message itself."""
+    text = f"{label} {message}" if message.startswith("is ") else message
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
 def _shown(ff: FormField, values: Sequence[str], error: str) -> _Shown:
     ftype = ff.fdef.type
     name = input_name(ff.key)
@@ -212,7 +218,7 @@ def _shown(ff: FormField, values: Sequence[str], error: str) -> _Shown:
         value=value,
         choices=choices,
         hint=_HINTS.get(ftype, ""),
-        error=error[:1].upper() + error[1:] + ("" if error.endswith(".") else ".") if error else "",
+        error=_sentence(ff.label, error) if error else "",
         limit=ff.limit,
         autocomplete=_AUTOCOMPLETE.get(ff.key, ""),
     )
@@ -243,7 +249,7 @@ def form_page(
     errors = errors or {}
     shown = [_shown(ff, values.get(ff.key, []), errors.get(ff.key, "")) for ff in fields]
     problems: list[tuple[str, str]] = [("", notice)] if notice else []
-    problems += [(f.id, f"{f.label}: {f.error}") for f in shown if f.error]
+    problems += [(f.id, f.error) for f in shown if f.error]
     on_form = {ff.key for ff in fields}
     # Rules of fields not on the form (the folder's own checks) still get a line.
     problems += [
