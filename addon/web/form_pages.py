@@ -200,6 +200,13 @@ def _sentence(label: str, message: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
+def _summary_line(shown: _Shown) -> str:
+    """A message in the summary names its field unless it already does."""
+    if shown.error.startswith(shown.label):
+        return shown.error
+    return f"{shown.label}: {shown.error}"
+
+
 def _shown(ff: FormField, values: Sequence[str], error: str) -> _Shown:
     ftype = ff.fdef.type
     name = input_name(ff.key)
@@ -249,7 +256,7 @@ def form_page(
     errors = errors or {}
     shown = [_shown(ff, values.get(ff.key, []), errors.get(ff.key, "")) for ff in fields]
     problems: list[tuple[str, str]] = [("", notice)] if notice else []
-    problems += [(f.id, f.error) for f in shown if f.error]
+    problems += [(f.id, _summary_line(f)) for f in shown if f.error]
     on_form = {ff.key for ff in fields}
     # Rules of fields not on the form (the folder's own checks) still get a line.
     problems += [
