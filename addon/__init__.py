@@ -15,6 +15,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         actions,
         dev,
         export_actions,
+        forms,
         health,
         hygiene_actions,
         massupdate_actions,
@@ -22,6 +23,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         settings_actions,
         triggers,
         view_actions,
+        webform_actions,
     )
 
     app = Flask(__name__, instance_relative_config=True)
@@ -35,6 +37,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(triggers.bp)
     app.register_blueprint(registry.bp)
+    app.register_blueprint(forms.bp)
     dev.init_app(app, config or {})
     cli.register(app)
     return app

@@ -24,10 +24,27 @@ DEFAULTS: dict[str, Any] = {
     # Least seconds between refetches forced by tokens signed with an unknown key id.
     "CERTS_MIN_REFRESH_SECONDS": 30,
     "GMAIL_TIMEOUT_SECONDS": 10,
+    # Public web forms: submissions one client may make to a workspace's forms per window.
+    "FORMS_RATE_LIMIT": 10,
+    "FORMS_RATE_WINDOW_SECONDS": 600,
+    # Largest accepted submission body, and how long a rendered form may be submitted.
+    "FORMS_MAX_BODY_BYTES": 65536,
+    "FORMS_TOKEN_MAX_AGE_SECONDS": 7200,
+    # Proxies in front of the service that append to X-Forwarded-For (1 on App Engine).
+    "FORMS_PROXY_HOPS": 0,
 }
 
 _BOOLEAN_KEYS = {"DEV"}
-_INTEGER_KEYS = {"CERTS_CACHE_SECONDS", "CERTS_MIN_REFRESH_SECONDS", "GMAIL_TIMEOUT_SECONDS"}
+_INTEGER_KEYS = {
+    "CERTS_CACHE_SECONDS",
+    "CERTS_MIN_REFRESH_SECONDS",
+    "GMAIL_TIMEOUT_SECONDS",
+    "FORMS_RATE_LIMIT",
+    "FORMS_RATE_WINDOW_SECONDS",
+    "FORMS_MAX_BODY_BYTES",
+    "FORMS_TOKEN_MAX_AGE_SECONDS",
+    "FORMS_PROXY_HOPS",
+}
 
 
 def _coerce(key: str, raw: str) -> Any:

@@ -329,4 +329,6 @@ class AuditEntry(Base):
 
 
 # The ledger's tables (thread links point at its conversations) are registered with these.
+# So are the web forms' tables (addon.crm.webforms).
+from addon.crm import webform_models as _webform_models  # noqa: E402, F401
 from addon.ledger import models as _ledger_models  # noqa: E402, F401

@@ -20,6 +20,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, contains_eager, lazyload
 
 from addon.crm.audit import changed_values, record_audit
@@ -952,13 +953,24 @@ def mark_viewed(session: Session, member: Member, record: Record) -> None:
             RecentView.member_id == member.id, RecentView.record_id == record.id
         )
     ).scalar_one_or_none()
-    if view is None:
-        session.add(
-            RecentView(workspace_id=member.workspace_id, member_id=member.id, record_id=record.id)
-        )
-    else:
+    if view is not None:
         view.viewed_at = utcnow()
-    session.flush()
+        session.flush()
+        return
+    try:
+        # The same member opening the record twice at once (two sidebars) races here.
+        with session.begin_nested():
+            session.add(
+                RecentView(
+                    workspace_id=member.workspace_id, member_id=member.id, record_id=record.id
+                )
+            )
+    except IntegrityError:
+        session.execute(
+            update(RecentView)
+            .where(RecentView.member_id == member.id, RecentView.record_id == record.id)
+            .values(viewed_at=utcnow())
+        )
 
 
 def link_thread(

@@ -56,8 +56,11 @@ def search(req: AddonRequest) -> Result:
 def open_record(req: AddonRequest) -> Result:
     """Push a record's card."""
     record = get_record(req.session, req.member.workspace_id, req.param("record_id"))
+    card = record_card_for(req, record)
+    # Written last: on SQLite the write lock is then held only until the commit, not
+    # while the card's reads run, so concurrent opens do not queue behind each other.
     mark_viewed(req.session, req.member, record)
-    return push(record_card_for(req, record), state_changed=True)
+    return push(card, state_changed=True)
 
 
 @action("new_record", "create")
@@ -310,7 +313,8 @@ def settings(req: AddonRequest) -> Result:
             section(
                 [
                     button_list(
-                        button("Folders and fields", req.actions.on_click("admin_structure"))
+                        button("Folders and fields", req.actions.on_click("admin_structure")),
+                        button("Web forms", req.actions.on_click("webforms")),
                     )
                 ],
                 "Structure",
