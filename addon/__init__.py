@@ -15,9 +15,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         actions,
         dev,
         export_actions,
+        gmail_access_actions,
         health,
         hygiene_actions,
         massupdate_actions,
+        oauth,
         registry,
         settings_actions,
         triggers,
@@ -36,5 +38,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(triggers.bp)
     app.register_blueprint(registry.bp)
     dev.init_app(app, config or {})
+    oauth.init_app(app)
     cli.register(app)
     return app

@@ -328,5 +328,7 @@ class AuditEntry(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-# The ledger's tables (thread links point at its conversations) are registered with these.
+# The ledger's tables (thread links point at its conversations) and the members' Google
+# grants are registered with these.
+from addon.auth import grant_models as _grant_models  # noqa: E402, F401
 from addon.ledger import models as _ledger_models  # noqa: E402, F401

@@ -56,6 +56,10 @@ class FakeGmail:
     certs: dict[str, str] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_with: int | None = None
+    # The fake OAuth server (addon.auth.fake_oauth.FakeOAuth) served alongside, if any.
+    # With one, calls without the add-on's per-message header (mailbox sync) need an
+    # access token it issued and has not revoked.
+    oauth: Any = None
 
     def add(self, message: FakeMessage) -> FakeMessage:
         """Put a message in the mailbox."""
@@ -104,14 +108,22 @@ class FakeGmail:
         )
         if request.path == "/oauth2/v1/certs":
             return Response(json.dumps(self.certs), mimetype="application/json")
+        if self.oauth is not None and (answer := self.oauth.handle(request)) is not None:
+            return answer
         if self.fail_with is not None:
             return self._error(self.fail_with, "injected failure")
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("Bearer ") or len(auth) <= len("Bearer "):
             return self._error(401, "Request is missing required authentication credential.")
         access = request.headers.get("X-Goog-Gmail-Access-Token", "")
-        if self.valid_tokens and access not in self.valid_tokens:
+        if self.oauth is not None and not access:
+            if not self.oauth.valid_access(auth.removeprefix("Bearer ")):
+                return self._error(401, "Invalid Credentials")
+        elif self.valid_tokens and access not in self.valid_tokens:
             return self._error(403, "Access token for the current message is missing or invalid.")
+        return self._api(request)
+
+    def _api(self, request: Request) -> Response:
         parts = request.path.strip("/").split("/")
         # gmail/v1/users/me/messages/{id}
         if len(parts) == 6 and parts[:5] == ["gmail", "v1", "users", "me", "messages"]:
@@ -163,6 +175,10 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
         self.send_response(response.status_code)
         self.send_header("Content-Type", response.content_type or "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in response.headers.items():
+            # Redirects of the fake OAuth consent page carry a Location.
+            if name.lower() not in ("content-type", "content-length"):
+                self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
