@@ -385,3 +385,33 @@ def test_another_workspace_never_sees_or_uses_the_grant(
     payload, _, signature = state.partition(".")
     forged = f"{payload}x.{signature}"
     assert other_tenant.client.get(f"{BASE_URL}/oauth/start?state={forged}").status_code == 400
+
+
+def test_rotate_token_keys_command(
+    addon: AddonClient,
+    db: Session,
+    session_factory: sessionmaker[Session],
+    gmail_server: FakeGmailServer,
+) -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    first = grants_app(session_factory, gmail_server, TOKEN_KEYS=old)
+    assert connect(AddonClient(first.test_client(), addon.tokens)).status_code == 200
+    stranger = grants_app(session_factory, gmail_server, TOKEN_KEYS=new)
+    refused = stranger.test_cli_runner().invoke(args=["gmail", "rotate-token-keys"])
+    assert refused.exit_code != 0 and "nothing was changed" in refused.output
+    both = grants_app(session_factory, gmail_server, TOKEN_KEYS=f"{new},{old}")
+    result = both.test_cli_runner().invoke(args=["gmail", "rotate-token-keys"])
+    assert result.exit_code == 0 and "1 token(s) re-encrypted" in result.output
+    raw = db.execute(text("SELECT refresh_token FROM google_grants")).scalar_one()
+    assert TokenCipher([new.encode()]).decrypt(raw).startswith("refresh-")
+
+
+def test_connect_explains_what_the_server_lacks(
+    addon: AddonClient, session_factory: sessionmaker[Session], gmail_server: FakeGmailServer
+) -> None:
+    for missing in ({"OAUTH_CLIENT_SECRET": ""}, {"SECRET_KEY": ""}):
+        app = grants_app(session_factory, gmail_server, **missing)
+        client = AddonClient(app.test_client(), addon.tokens)
+        shown = texts(card_of(client.action("gmail_connect", parameters={"purpose": "sync"})))
+        assert "Gmail access unavailable" in shown
+        assert f"ADDON_{next(iter(missing))}" in shown

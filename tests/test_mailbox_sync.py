@@ -26,6 +26,7 @@ from addon.ledger.linking import unlink_manually
 from addon.ledger.mailbox_sync import INCREMENTAL, INITIAL, REIMPORT, plan_sync, run_sync
 from addon.ledger.models import LedgerMessage
 from addon.ledger.parse import LedgerInput
+from addon.web.dev import start_dev_environment
 from tests.cardread import card_of, texts
 from tests.crmdata import Crm
 from tests.google_fakes import AddonClient, SigningKey
@@ -368,3 +369,40 @@ def test_sync_only_reaches_members_who_granted_it(
     nothing = sync(app)
     assert nothing.exit_code == 0 and "rep@acme.test" not in nothing.output
     assert ledger_count(db) == 0
+
+
+def test_the_fake_gmail_searches_by_date_and_refuses_stale_tokens(
+    app: Flask, synced: Crm, mailbox: FakeGmail, fake_oauth: FakeOAuth, db: Session
+) -> None:
+    put(mailbox, "recent", days_ago=1)
+    put(mailbox, "middle", days_ago=10, thread="t2")
+    put(mailbox, "old", days_ago=30, thread="t3")
+    plan = plan_sync(
+        db,
+        synced.member,
+        settings_of(app),
+        lambda c: GoogleSyncMailbox(mailbox_url(app), c),
+        days=60,
+    )
+    assert plan.message_ids == ["g-old", "g-middle", "g-recent"]  # oldest first
+    after = int((NOW - timedelta(days=20)).timestamp())
+    before = int((NOW - timedelta(days=5)).timestamp())
+    pages = list(plan.mailbox.list_ids(f"after:{after} before:{before}"))
+    assert pages == [["g-middle"]]
+    day = (NOW - timedelta(days=20)).strftime("%Y/%m/%d")
+    assert "g-old" not in next(iter(plan.mailbox.list_ids(f"after:{day}")))
+    fake_oauth.revoke_all()
+    with pytest.raises(GmailError):
+        plan.mailbox.history_id()
+
+
+def test_the_simulator_connects_gmail_at_its_fake_oauth_server() -> None:
+    env = start_dev_environment()
+    try:
+        config = env.config("http://127.0.0.1:8080", "sqlite://")
+        assert isinstance(env.gmail.state.oauth, FakeOAuth)
+        assert config["OAUTH_TOKEN_URL"].startswith(env.gmail.url.rstrip("/"))
+        assert env.gmail.state.oauth.client_id == config["OAUTH_CLIENT_ID"]
+        assert env.gmail.state.oauth.client_secret == config["OAUTH_CLIENT_SECRET"]
+    finally:
+        env.gmail.stop()

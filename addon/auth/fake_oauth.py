@@ -52,8 +52,9 @@ class FakeOAuth:
     client_id: str
     client_secret: str
     minter: TokenMinter | None = None
-    # Who consents on the consent page.
-    account: str = "rep@acme.test"
+    # Who consents on the consent page: this account when set, else the login_hint
+    # account (Google's page preselects it).
+    account: str | None = None
     # Knobs: answer the code exchange without a refresh token; fail revocations.
     omit_refresh_token: bool = False
     revoke_fails_with: int | None = None
@@ -70,6 +71,7 @@ class FakeOAuth:
         self.requests.clear()
         self.omit_refresh_token = False
         self.revoke_fails_with = None
+        self.account = None
 
     def revoke(self, refresh_token: str) -> None:
         """Revoke a refresh token and its access tokens, as the user can at Google."""
@@ -116,8 +118,11 @@ class FakeOAuth:
         if not redirect_uri or args.get("response_type") != "code":
             return _json({"error": "invalid_request"}, 400)
         code = "code-" + secrets.token_urlsafe(12)
+        account = self.account or args.get("login_hint", "")
+        if not account:
+            return _json({"error": "invalid_request", "error_description": "no account"}, 400)
         self.codes[code] = IssuedCode(
-            self.account,
+            account,
             args.get("scope", "").split(),
             redirect_uri,
             args.get("code_challenge", "") if args.get("code_challenge_method") == "S256" else "",

@@ -62,8 +62,8 @@ class FakeGmail:
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_with: int | None = None
     # The fake OAuth server (addon.auth.fake_oauth.FakeOAuth) served alongside, if any.
-    # With one, calls without the add-on's per-message header (mailbox sync) need an
-    # access token it issued and has not revoked.
+    # With one, calls without the add-on's per-message header at all (mailbox sync with
+    # an offline grant) need an access token it issued and has not revoked.
     oauth: Any = None
     # The mailbox's history id, raised by each message added; history.list answers 404
     # for a startHistoryId below `history_floor` (Gmail keeps history for a week or so).
@@ -127,7 +127,7 @@ class FakeGmail:
         if not auth.startswith("Bearer ") or len(auth) <= len("Bearer "):
             return self._error(401, "Request is missing required authentication credential.")
         access = request.headers.get("X-Goog-Gmail-Access-Token", "")
-        if self.oauth is not None and not access:
+        if self.oauth is not None and "X-Goog-Gmail-Access-Token" not in request.headers:
             if not self.oauth.valid_access(auth.removeprefix("Bearer ")):
                 return self._error(401, "Invalid Credentials")
         elif self.valid_tokens and access not in self.valid_tokens:

@@ -1,4 +1,4 @@
-"""`flask --app addon gmail sync`: mailbox sync for members who granted it."""
+"""`flask --app addon gmail ...`: mailbox sync, and re-encrypting grants after a key change."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from flask import current_app
 from flask.cli import AppGroup
 from google.oauth2.credentials import Credentials
 
-from addon.auth.grants import SYNC, OAuthSettings, allows, unusable_reason
+from addon.auth.grants import SYNC, OAuthSettings, allows, reencrypt_all, unusable_reason
+from addon.auth.token_keys import UnreadableToken
 from addon.db import session_scope
 from addon.gmail.sync_client import GoogleSyncMailbox, SyncMailbox
 from addon.ledger.mailbox_sync import SyncFailed, plan_sync, run_sync, sync_targets
@@ -15,7 +16,22 @@ from addon.ledger.mailbox_sync import SyncFailed, plan_sync, run_sync, sync_targ
 
 @click.group("gmail", cls=AppGroup)
 def gmail_group() -> None:
-    """Gmail commands."""
+    """Gmail commands: mailbox sync and the members' offline grants."""
+
+
+@gmail_group.command("rotate-token-keys")
+def rotate_token_keys() -> None:
+    """Re-encrypt every stored refresh token with the first key of ADDON_TOKEN_KEYS.
+
+    Put the new key first (keeping the old ones after it), run this, then drop the old keys.
+    """
+    settings = OAuthSettings.from_config(current_app.config)
+    try:
+        with session_scope(current_app) as session:
+            count = reencrypt_all(session, settings.cipher)
+    except UnreadableToken as exc:
+        raise click.ClickException(f"{exc}; nothing was changed") from None
+    click.echo(f"{count} token(s) re-encrypted with the first key")
 
 
 def _open_mailbox(credentials: Credentials) -> SyncMailbox:

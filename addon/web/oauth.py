@@ -123,8 +123,17 @@ def state_for(member: Member, purpose: str) -> str:
     return str(_serializer().dumps({"w": member.workspace_id, "m": member.id, "p": purpose}))
 
 
+def _check_configured(settings: OAuthSettings) -> None:
+    if not settings.client_id or not settings.client_secret:
+        raise FlowRefused(
+            "Gmail access is not set up on this server "
+            "(ADDON_OAUTH_CLIENT_ID and ADDON_OAUTH_CLIENT_SECRET)"
+        )
+
+
 def start_url(member: Member, purpose: str) -> str:
-    """Where the Connect button sends the browser."""
+    """Where the Connect button sends the browser; FlowRefused when it cannot work here."""
+    _check_configured(oauth_settings())
     return f"{current_app.config['BASE_URL']}/oauth/start?state={state_for(member, purpose)}"
 
 
@@ -207,11 +216,7 @@ def start() -> Response:
     try:
         state = read_state(request.args.get("state", ""))
         settings = oauth_settings()
-        if not settings.client_id or not settings.client_secret:
-            raise FlowRefused(
-                "Gmail access is not set up on this server "
-                "(ADDON_OAUTH_CLIENT_ID and ADDON_OAUTH_CLIENT_SECRET)."
-            )
+        _check_configured(settings)
         verifier = secrets.token_urlsafe(64)
         flow = _flow(settings, scopes_for(state.purpose), request.args["state"], verifier)
         url, _ = flow.authorization_url(
