@@ -16,9 +16,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         dev,
         export_actions,
         forms,
+        gmail_access_actions,
         health,
         hygiene_actions,
         massupdate_actions,
+        oauth,
         registry,
         settings_actions,
         triggers,
@@ -39,5 +41,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(registry.bp)
     app.register_blueprint(forms.bp)
     dev.init_app(app, config or {})
+    oauth.init_app(app)
     cli.register(app)
     return app

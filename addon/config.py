@@ -7,6 +7,9 @@ from typing import Any
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 GMAIL_API_URL = "https://gmail.googleapis.com/"
+OAUTH_AUTH_URL = "https://accounts.google.com/o/oauth2/auth"
+OAUTH_TOKEN_URL = "https://oauth2.googleapis.com/token"
+OAUTH_REVOKE_URL = "https://oauth2.googleapis.com/revoke"
 
 # Every setting the service reads, with its default. Keys are read from the
 # environment as ADDON_<KEY>; an explicit `config` dict given to create_app wins.
@@ -32,6 +35,14 @@ DEFAULTS: dict[str, Any] = {
     "FORMS_TOKEN_MAX_AGE_SECONDS": 7200,
     # Proxies in front of the service that append to X-Forwarded-For (1 on App Engine).
     "FORMS_PROXY_HOPS": 0,
+    # The offline Gmail grant (sending, mailbox sync): the web OAuth client's secret,
+    # Google's endpoints, and the Fernet keys that encrypt refresh tokens at rest
+    # (comma-separated; the first encrypts, all decrypt, so keys can be rotated).
+    "OAUTH_CLIENT_SECRET": "",
+    "OAUTH_AUTH_URL": OAUTH_AUTH_URL,
+    "OAUTH_TOKEN_URL": OAUTH_TOKEN_URL,
+    "OAUTH_REVOKE_URL": OAUTH_REVOKE_URL,
+    "TOKEN_KEYS": "",
 }
 
 _BOOLEAN_KEYS = {"DEV"}

@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
 from flask import Flask, Response, jsonify, request
 from sqlalchemy import Connection, Engine, event, insert, select, text
 from sqlalchemy.engine import make_url
@@ -683,6 +684,8 @@ def _measure(
             "GOOGLE_CERTS_URL": server.certs_url,
             "GMAIL_API_URL": server.url,
             "SECRET_KEY": "bench",
+            # A public-looking base URL needs explicit token keys; any key will do here.
+            "TOKEN_KEYS": Fernet.generate_key().decode(),
         }
     )
     counters = Counters()

@@ -10,7 +10,8 @@ from addon.crm.models import Member
 #  import      CSV import into a folder
 #  export      CSV export of a view or folder
 #  share_view  save views every member of the workspace sees
-_REP = frozenset({"view", "create", "edit", "link", "note", "export"})
+#  send_mail   send mail from their own Gmail through Inbox CRM (grant gmail.send)
+_REP = frozenset({"view", "create", "edit", "link", "note", "export", "send_mail"})
 _MANAGER = _REP | {"delete", "merge", "bulk_edit", "import", "share_view"}
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": _MANAGER | {"admin"},
@@ -30,6 +31,7 @@ _ACTION_PHRASES = {
     "export": "export records",
     "share_view": "share views with the workspace",
     "admin": "manage the workspace",
+    "send_mail": "send mail from your mailbox",
 }
 
 

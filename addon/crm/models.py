@@ -328,7 +328,8 @@ class AuditEntry(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-# The ledger's tables (thread links point at its conversations) are registered with these.
-# So are the web forms' tables (addon.crm.webforms).
+# Tables of other modules are registered with this metadata too: the ledger's (thread
+# links point at its conversations), the members' Google grants and the web forms'.
+from addon.auth import grant_models as _grant_models  # noqa: E402, F401
 from addon.crm import webform_models as _webform_models  # noqa: E402, F401
 from addon.ledger import models as _ledger_models  # noqa: E402, F401

@@ -13,11 +13,14 @@ import json
 import multiprocessing
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import message_from_string
 from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
 
@@ -30,6 +33,8 @@ class FakeMessage:
     headers: list[tuple[str, str]]
     label_ids: list[str] = field(default_factory=lambda: ["INBOX"])
     snippet: str = ""
+    # The mailbox history id at which the message was added (set by FakeGmail.add).
+    history_id: int = 0
 
     def header(self, name: str) -> str:
         """The first value of a header, or ""."""
@@ -56,9 +61,19 @@ class FakeGmail:
     certs: dict[str, str] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_with: int | None = None
+    # The fake OAuth server (addon.auth.fake_oauth.FakeOAuth) served alongside, if any.
+    # With one, calls without the add-on's per-message header at all (mailbox sync with
+    # an offline grant) need an access token it issued and has not revoked.
+    oauth: Any = None
+    # The mailbox's history id, raised by each message added; history.list answers 404
+    # for a startHistoryId below `history_floor` (Gmail keeps history for a week or so).
+    history_id: int = 1000
+    history_floor: int = 0
 
     def add(self, message: FakeMessage) -> FakeMessage:
-        """Put a message in the mailbox."""
+        """Put a message in the mailbox (a new history record)."""
+        self.history_id += 1
+        message.history_id = self.history_id
         self.messages[message.id] = message
         return message
 
@@ -72,7 +87,7 @@ class FakeGmail:
             "threadId": message.thread_id,
             "labelIds": message.label_ids,
             "snippet": message.snippet,
-            "historyId": "1000",
+            "historyId": str(message.history_id or self.history_id),
             "internalDate": message.internal_date_ms(),
             "sizeEstimate": 1000,
             "payload": {
@@ -104,15 +119,33 @@ class FakeGmail:
         )
         if request.path == "/oauth2/v1/certs":
             return Response(json.dumps(self.certs), mimetype="application/json")
+        if self.oauth is not None and (answer := self.oauth.handle(request)) is not None:
+            return answer
         if self.fail_with is not None:
             return self._error(self.fail_with, "injected failure")
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("Bearer ") or len(auth) <= len("Bearer "):
             return self._error(401, "Request is missing required authentication credential.")
         access = request.headers.get("X-Goog-Gmail-Access-Token", "")
-        if self.valid_tokens and access not in self.valid_tokens:
+        if self.oauth is not None and "X-Goog-Gmail-Access-Token" not in request.headers:
+            if not self.oauth.valid_access(auth.removeprefix("Bearer ")):
+                return self._error(401, "Invalid Credentials")
+        elif self.valid_tokens and access not in self.valid_tokens:
             return self._error(403, "Access token for the current message is missing or invalid.")
+        return self._api(request)
+
+    def _api(self, request: Request) -> Response:
         parts = request.path.strip("/").split("/")
+        if parts == ["batch", "gmail", "v1"] and request.method == "POST":
+            return self._batch(request)
+        if parts[:4] == ["gmail", "v1", "users", "me"] and len(parts) == 5:
+            listing = {
+                "profile": self._profile,
+                "messages": self._list_messages,
+                "history": self._history,
+            }.get(parts[4])
+            if listing is not None:
+                return listing(request)
         # gmail/v1/users/me/messages/{id}
         if len(parts) == 6 and parts[:5] == ["gmail", "v1", "users", "me", "messages"]:
             message = self.messages.get(parts[5])
@@ -124,6 +157,109 @@ class FakeGmail:
                 json.dumps(self._message_json(message, fmt, wanted)), mimetype="application/json"
             )
         return self._error(404, f"Not found: {request.path}")
+
+    # ------------------------------------------------------------ mailbox sync
+
+    def _json(self, body: dict[str, Any]) -> Response:
+        return Response(json.dumps(body), mimetype="application/json")
+
+    def _profile(self, request: Request) -> Response:
+        return self._json(
+            {
+                "emailAddress": "me",
+                "messagesTotal": len(self.messages),
+                "threadsTotal": len({m.thread_id for m in self.messages.values()}),
+                "historyId": str(self.history_id),
+            }
+        )
+
+    def _matches(self, message: FakeMessage, query: str) -> bool:
+        when = int(message.internal_date_ms()) // 1000
+        for term in query.split():
+            key, _, value = term.partition(":")
+            if key in ("after", "before"):
+                bound = _search_time(value)
+                if bound is None:
+                    continue
+                if (key == "after" and when <= bound) or (key == "before" and when >= bound):
+                    return False
+        return not ({"SPAM", "TRASH"} & set(message.label_ids))
+
+    def _list_messages(self, request: Request) -> Response:
+        query = request.args.get("q", "")
+        found = sorted(
+            (m for m in self.messages.values() if self._matches(m, query)),
+            key=lambda m: (int(m.internal_date_ms()), m.id),
+            reverse=True,
+        )
+        return self._json(self._page(request, found, "messages", _ref))
+
+    def _page(self, request: Request, items: list[Any], key: str, shape: Any) -> dict[str, Any]:
+        start = int(request.args.get("pageToken") or 0)
+        size = min(int(request.args.get("maxResults") or 100), 500)
+        body: dict[str, Any] = {"resultSizeEstimate": len(items)}
+        if items[start : start + size]:
+            body[key] = [shape(item) for item in items[start : start + size]]
+        if start + size < len(items):
+            body["nextPageToken"] = str(start + size)
+        return body
+
+    def _history(self, request: Request) -> Response:
+        start = int(request.args.get("startHistoryId") or 0)
+        if start < self.history_floor:
+            return self._error(404, "Requested entity was not found.")
+        added = sorted(
+            (m for m in self.messages.values() if m.history_id > start),
+            key=lambda m: m.history_id,
+        )
+        body = self._page(request, added, "history", _history_record)
+        body["historyId"] = str(self.history_id)
+        return self._json(body)
+
+    def _batch(self, request: Request) -> Response:
+        """Gmail's batch endpoint: multipart/mixed of application/http requests."""
+        head = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n"
+        envelope = message_from_string(head + request.get_data(as_text=True))
+        boundary = "batch_fake_boundary"
+        out: list[str] = []
+        for part in envelope.walk():
+            if part.is_multipart():
+                continue
+            payload = str(part.get_payload())
+            method, target, _ = payload.split("\n", 1)[0].split(" ", 2)
+            path, _, query = target.partition("?")
+            inner = Request(
+                EnvironBuilder(method=method, path=path, query_string=query).get_environ()
+            )
+            answer = self._api(inner)
+            content_id = str(part["Content-ID"]).strip("<>")
+            out.append(
+                f"--{boundary}\r\nContent-Type: application/http\r\n"
+                f"Content-ID: <response-{content_id}>\r\n\r\n"
+                f"HTTP/1.1 {answer.status}\r\nContent-Type: application/json\r\n\r\n"
+                f"{answer.get_data(as_text=True)}\r\n"
+            )
+        out.append(f"--{boundary}--\r\n")
+        return Response("".join(out), content_type=f"multipart/mixed; boundary={boundary}")
+
+
+def _ref(message: FakeMessage) -> dict[str, str]:
+    return {"id": message.id, "threadId": message.thread_id}
+
+
+def _history_record(message: FakeMessage) -> dict[str, Any]:
+    ref = {**_ref(message), "labelIds": message.label_ids}
+    return {"id": str(message.history_id), "messagesAdded": [{"message": ref}]}
+
+
+def _search_time(value: str) -> int | None:
+    """A Gmail search date (epoch seconds or YYYY/MM/DD, UTC here) as epoch seconds."""
+    if value.isdigit():
+        return int(value)
+    try:
+        return int(datetime.strptime(value, "%Y/%m/%d").replace(tzinfo=UTC).timestamp())
+    except ValueError:
+        return None
 
 
 class _KeepAliveHandler(BaseHTTPRequestHandler):
@@ -163,6 +299,10 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
         self.send_response(response.status_code)
         self.send_header("Content-Type", response.content_type or "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in response.headers.items():
+            # Redirects of the fake OAuth consent page carry a Location.
+            if name.lower() not in ("content-type", "content-length"):
+                self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 

@@ -307,7 +307,13 @@ def settings(req: AddonRequest) -> Result:
     members = members_of(req)
     widgets = [decorated(esc(m.email), bottom=esc(m.role), icon="PERSON") for m in members]
     workspace = req.member.workspace
-    sections = [section(widgets, f"Members of {esc(workspace.domain)}")]
+    sections = [
+        section(widgets, f"Members of {esc(workspace.domain)}"),
+        section(
+            [button_list(button("Gmail access", req.actions.on_click("gmail_access")))],
+            "Your Gmail",
+        ),
+    ]
     if can(req.member, "admin"):
         sections.append(
             section(

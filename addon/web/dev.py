@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_from_directory
 
 from addon.auth.devkeys import SigningKey, TokenMinter
+from addon.auth.fake_oauth import AUTH_PATH, REVOKE_PATH, TOKEN_PATH, FakeOAuth
 from addon.gmail.addresses import decode_header_text
 from addon.gmail.demo_mailbox import demo_messages
 from addon.gmail.fake_server import FakeGmail, FakeGmailServer
@@ -23,6 +24,7 @@ bp = Blueprint("dev", __name__, url_prefix="/dev")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "dev"
 DEV_SERVICE_ACCOUNT = "service-0@gcp-sa-gsuiteaddons.iam.gserviceaccount.com"
 DEV_CLIENT_ID = "inbox-crm-dev.apps.googleusercontent.com"
+DEV_CLIENT_SECRET = "inbox-crm-dev-secret"
 DEV_DOMAIN = "example.com"
 DEV_USERS = (f"rep@{DEV_DOMAIN}", f"sam@{DEV_DOMAIN}", f"lee@{DEV_DOMAIN}")
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -137,6 +139,11 @@ class DevEnvironment:
             "SERVICE_ACCOUNT_EMAIL": DEV_SERVICE_ACCOUNT,
             "OAUTH_CLIENT_ID": DEV_CLIENT_ID,
             "SECRET_KEY": "development-only",
+            # Gmail access (sending, mailbox sync) consents at the fake OAuth server.
+            "OAUTH_CLIENT_SECRET": DEV_CLIENT_SECRET,
+            "OAUTH_AUTH_URL": self.gmail.url.rstrip("/") + AUTH_PATH,
+            "OAUTH_TOKEN_URL": self.gmail.url.rstrip("/") + TOKEN_PATH,
+            "OAUTH_REVOKE_URL": self.gmail.url.rstrip("/") + REVOKE_PATH,
             "DEV_MINTER": self.minter,
             "DEV_GMAIL": self.gmail.state,
         }
@@ -148,8 +155,10 @@ def start_dev_environment() -> DevEnvironment:
     state = FakeGmail(certs=key.certs())
     for message in demo_messages(DEV_DOMAIN):
         state.add(message)
+    minter = TokenMinter(key, DEV_SERVICE_ACCOUNT, DEV_CLIENT_ID)
+    state.oauth = FakeOAuth(DEV_CLIENT_ID, DEV_CLIENT_SECRET, minter)
     server = FakeGmailServer(state).start()
-    return DevEnvironment(server, TokenMinter(key, DEV_SERVICE_ACCOUNT, DEV_CLIENT_ID))
+    return DevEnvironment(server, minter)
 
 
 def init_app(app: Flask, config: dict[str, Any]) -> None:
