@@ -330,3 +330,4 @@ class AuditEntry(Base):
 
 # The ledger's tables (thread links point at its conversations) are registered with these.
 from addon.ledger import models as _ledger_models  # noqa: E402, F401
+from addon.admin import models as _admin_models  # noqa: E402, F401
