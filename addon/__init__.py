@@ -13,6 +13,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from addon.config import load_settings
     from addon.web import (  # noqa: F401 (registers)
         actions,
+        admin_actions,
+        admin_downloads,
         dev,
         export_actions,
         health,

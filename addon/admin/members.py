@@ -121,7 +121,7 @@ def invite(session: Session, actor: Member, email_text: str, role: str) -> Invit
         select(Member).where(Member.workspace_id == workspace.id, Member.email == email)
     ).scalar_one_or_none()
     if member is not None:
-        raise AdminError(f"{email} is already a member ({member.role}); change their role instead")
+        raise AdminError(f"already a member: {email} ({member.role}); change their role instead")
     found = session.execute(
         select(Invitation).where(Invitation.workspace_id == workspace.id, Invitation.email == email)
     ).scalar_one_or_none()

@@ -328,6 +328,7 @@ class AuditEntry(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-# The ledger's tables (thread links point at its conversations) are registered with these.
-from addon.ledger import models as _ledger_models  # noqa: E402, F401
+# The ledger's tables (thread links point at its conversations) and the admin tables
+# (invitations, erased people) are registered with these.
 from addon.admin import models as _admin_models  # noqa: E402, F401
+from addon.ledger import models as _ledger_models  # noqa: E402, F401

@@ -45,7 +45,9 @@ def upgrade() -> None:
         sa.Column("erased_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["workspace_id"], ["workspaces.id"], name=op.f("fk_erased_people_workspace_id_workspaces")
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_erased_people_workspace_id_workspaces"),
         ),
         sa.ForeignKeyConstraint(
             ["actor_id"], ["members.id"], name=op.f("fk_erased_people_actor_id_members")
