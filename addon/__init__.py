@@ -15,6 +15,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         actions,
         admin_actions,
         admin_downloads,
+        delete_actions,
         dev,
         export_actions,
         health,
