@@ -24,6 +24,8 @@ DEFAULTS: dict[str, Any] = {
     # Least seconds between refetches forced by tokens signed with an unknown key id.
     "CERTS_MIN_REFRESH_SECONDS": 30,
     "GMAIL_TIMEOUT_SECONDS": 10,
+    # Least severity written to the JSON logs on stderr (DEBUG, INFO, WARNING, ERROR).
+    "LOG_LEVEL": "INFO",
 }
 
 _BOOLEAN_KEYS = {"DEV"}
