@@ -21,6 +21,7 @@ from addon.db import Base
 from addon.ledger.ingest import record_messages
 from addon.ledger.models import LedgerMessage, LedgerParticipant
 from addon.ledger.parse import LedgerInput
+from addon.ledger.stats import recompute_stats
 from tests.admin_support import audits, download, link_of, member
 from tests.cardread import actions_in, card_of, navigations, texts
 from tests.crmdata import Crm, add_field
@@ -162,6 +163,8 @@ def test_erase_asks_first_then_leaves_only_a_hash(
         .all()
     )
     assert history and all(e.before is None and e.after is None for e in history)
+    # The email stats still agree with the ledger they are derived from.
+    assert recompute_stats(db, me.workspace_id) == 0
     # An export now finds nothing but the hash.
     url = link_of(addon.action("admin_privacy_export", form={"email": JANE}))
     exported = json.loads(download(addon.client, url).get_data(as_text=True))
@@ -237,3 +240,15 @@ def test_another_workspace_cannot_export_or_erase_here(
     assert is_erased(db, spy.workspace_id, [JANE]) == {JANE}
     assert is_erased(db, person.member.workspace_id, [JANE]) == set()
     assert db.execute(text("select count(*) from erased_people")).scalar_one() == 1
+
+
+def test_a_members_address_cannot_be_erased(addon: AddonClient, db: Session) -> None:
+    addon.post("/homepage")
+    before = row_counts(db)
+    card = card_of(addon.action("admin_erase_confirm", form={"email": "REP@acme.test"}))
+    assert "rep@acme.test belongs to a member of this workspace, not to the CRM." in texts(card)
+    card = card_of(
+        addon.action("admin_erase", parameters={"email": "rep@acme.test", "confirm": "yes"})
+    )
+    assert "belongs to a member of this workspace" in texts(card)
+    assert row_counts(db) == before

@@ -41,6 +41,7 @@ from addon.crm.models import (
 from addon.crm.records import reindex_record, write_value
 from addon.gmail.addresses import canonical_email
 from addon.ledger.models import LedgerMessage, LedgerParticipant
+from addon.ledger.stats import refresh_record_stats
 
 # Folders whose records are the person themself: erased whole. Other records (a company,
 # a deal) only lose the address from their email fields.
@@ -248,6 +249,13 @@ class ErasePlan:
 def plan_erase(session: Session, workspace_id: int, email_text: str) -> ErasePlan:
     """What an erase of this address would delete and scrub; changes nothing."""
     email = parse_email(email_text)
+    is_member = session.execute(
+        select(Member.id).where(Member.workspace_id == workspace_id, Member.email == email)
+    ).first()
+    if is_member is not None:
+        # A member's address decides which mail is internal; erasing it would rewrite
+        # the workspace's own history. Members leave through the Google Admin console.
+        raise PrivacyError(f"{email} belongs to a member of this workspace, not to the CRM")
     plan = ErasePlan(email)
     for record in _person_records(session, workspace_id, email):
         (plan.delete if record.folder.key in PERSON_FOLDERS else plan.scrub).append(record)
@@ -316,6 +324,8 @@ def erase_person(session: Session, actor: Member, email_text: str) -> ErasePlan:
     session.flush()
     for record in plan.scrub:
         _scrub_record(session, record, email)
+    # The email history changed under these records: their stats follow it.
+    refresh_record_stats(session, workspace_id, [r.id for r in plan.scrub])
     session.execute(
         update(LedgerParticipant)
         .where(LedgerParticipant.workspace_id == workspace_id, LedgerParticipant.email == email)

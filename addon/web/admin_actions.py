@@ -45,7 +45,10 @@ def _shown(req: AddonRequest, built: Card, *, notify: str | None = None) -> dict
 
 
 def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+    # An address at the start keeps its case ("ann@x.example is …").
+    first = text.split(" ", 1)[0]
+    head = text if "@" in first else text[:1].upper() + text[1:]
+    return head + ("" if text.endswith(".") else ".")
 
 
 def _open_link(url: str, note: str) -> dict[str, Any]:
@@ -110,9 +113,7 @@ def admin_set_role(req: AddonRequest) -> Result:
             )
         )
     note = f"{target.email} is now {target.role}" if changed else "Role unchanged"
-    if target.id == req.member.id and not changed:
-        return pop_and_update(_members_card(req), notify=note)
-    if target.id == req.member.id:
+    if changed and target.id == req.member.id:
         # An admin who stepped down may no longer see the admin cards: back to the start.
         return navigate({"popToRoot": True}, state_changed=True, notify=note)
     return pop_and_update(_members_card(req), notify=note)
