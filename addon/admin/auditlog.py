@@ -83,6 +83,16 @@ def _statement(workspace_id: int, flt: AuditFilter) -> Select[AuditEntry]:
     return stmt.order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
 
 
+def get_entry(session: Session, workspace_id: int, entry_id: str) -> AuditEntry | None:
+    """One entry of this workspace by id; None for any other id."""
+    entry = (
+        session.get(AuditEntry, int(entry_id))
+        if entry_id.isdigit() and len(entry_id) < 12
+        else None
+    )
+    return entry if entry is not None and entry.workspace_id == workspace_id else None
+
+
 def known_actions(session: Session, workspace_id: int) -> list[str]:
     """The actions that occur in the workspace's log, sorted."""
     return sorted(

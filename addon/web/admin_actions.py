@@ -15,7 +15,6 @@ from addon.admin import auditlog, domain, members, privacy
 from addon.cards import admin as cards
 from addon.cards.records import error_card
 from addon.cards.responses import navigate, pop_and_update, push, update
-from addon.crm.models import AuditEntry
 from addon.ledger.policy import SettingsError
 from addon.web.admin_downloads import DownloadRefused, download_url
 from addon.web.events import AddonRequest
@@ -222,9 +221,8 @@ def admin_audit(req: AddonRequest) -> Result:
 @action("admin_audit_entry", "admin")
 def admin_audit_entry(req: AddonRequest) -> Result:
     """One audit entry with its before and after values."""
-    text = req.param("entry_id")
-    entry = req.session.get(AuditEntry, int(text)) if text.isdigit() and len(text) < 12 else None
-    if entry is None or entry.workspace_id != req.member.workspace_id:
+    entry = auditlog.get_entry(req.session, req.member.workspace_id, req.param("entry_id"))
+    if entry is None:
         return _refused(
             push(error_card("Entry not found", "That audit entry is not in this workspace."))
         )
