@@ -9,10 +9,13 @@ from flask import Flask
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask application; nothing is global at import time."""
-    from addon import cli, db
+    from addon import cli, db, logs
     from addon.config import load_settings
     from addon.web import (  # noqa: F401 (registers)
         actions,
+        admin_actions,
+        admin_downloads,
+        delete_actions,
         dev,
         export_actions,
         forms,
@@ -35,6 +38,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # Tests hand over a session factory bound to their rolled-back transaction.
     if config and "SESSIONMAKER" in config:
         app.extensions["addon.sessionmaker"] = config["SESSIONMAKER"]
+    # Registered before the database's commit hook, so its line is written after the commit.
+    logs.init_app(app)
     db.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(triggers.bp)

@@ -43,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "OAUTH_TOKEN_URL": OAUTH_TOKEN_URL,
     "OAUTH_REVOKE_URL": OAUTH_REVOKE_URL,
     "TOKEN_KEYS": "",
+    # Least severity written to the JSON logs on stderr (DEBUG, INFO, WARNING, ERROR).
+    "LOG_LEVEL": "INFO",
 }
 
 _BOOLEAN_KEYS = {"DEV"}

@@ -85,6 +85,7 @@ def record_card(
     thread_id: str | None = None,
     subject: str = "",
     can_merge: bool = False,
+    can_delete: bool = False,
     locale: str = "en",
     tz: str = "UTC",
 ) -> dict[str, Any]:
@@ -125,6 +126,10 @@ def record_card(
     if can_merge:
         buttons.append(
             button("Find duplicates", actions.on_click("find_duplicates", record_id=record.id))
+        )
+    if can_delete:
+        buttons.append(
+            button("Delete…", actions.on_click("confirm_delete_record", record_id=record.id))
         )
 
     related_widgets = [

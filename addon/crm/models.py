@@ -329,7 +329,9 @@ class AuditEntry(Base):
 
 
 # Tables of other modules are registered with this metadata too: the ledger's (thread
-# links point at its conversations), the members' Google grants and the web forms'.
+# links point at its conversations), the members' Google grants, the web forms', and the
+# admin tables (invitations, erased people).
+from addon.admin import models as _admin_models  # noqa: E402, F401
 from addon.auth import grant_models as _grant_models  # noqa: E402, F401
 from addon.crm import webform_models as _webform_models  # noqa: E402, F401
 from addon.ledger import models as _ledger_models  # noqa: E402, F401

@@ -1008,6 +1008,15 @@ def link_thread(
     )
     session.flush()
     manual_link_added(session, record, thread_id, conversation_id)
+    record_audit(
+        session,
+        member,
+        "link_thread",
+        workspace_id=record.workspace_id,
+        record=record,
+        summary=f"Linked the thread “{subject[:200]}” to {record.title}",
+        after={"thread_id": thread_id, "subject": subject[:500]},
+    )
     return True
 
 
@@ -1015,7 +1024,18 @@ def unlink_thread(
     session: Session, record: Record, thread_id: str, member: Member | None = None
 ) -> bool:
     """Remove a thread link; False when there was none. Automatic linking never redoes it."""
-    return unlink_manually(session, record, thread_id, member)
+    removed = unlink_manually(session, record, thread_id, member)
+    if removed:
+        record_audit(
+            session,
+            member,
+            "unlink_thread",
+            workspace_id=record.workspace_id,
+            record=record,
+            summary=f"Unlinked a thread from {record.title}",
+            before={"thread_id": thread_id},
+        )
+    return removed
 
 
 def add_note(session: Session, member: Member, record: Record, body: str) -> Note:
@@ -1030,4 +1050,13 @@ def add_note(session: Session, member: Member, record: Record, body: str) -> Not
     )
     session.add(note)
     session.flush()
+    record_audit(
+        session,
+        member,
+        "note",
+        workspace_id=record.workspace_id,
+        record=record,
+        summary=f"Added a note to {record.title}",
+        after={"note_id": note.id, "body": text[:2000]},
+    )
     return note

@@ -684,14 +684,30 @@ def save_view(
     if len(clean_name) > 100:
         raise ViewError("the name is longer than 100 characters")
     definition = parse_definition(folder_fields(session, folder.id), raw_definition)
+    created = view is None
     if view is None:
         view = SavedView(workspace_id=member.workspace_id, folder_id=folder.id)
         view.created_by_id = member.id
         session.add(view)
+        before = None
+    else:
+        before = {"name": view.name, "shared": view.owner_id is None, **view.definition}
     view.name = clean_name
     view.owner_id = None if shared else member.id
     view.definition = definition.to_json()
     session.flush()
+    after = {"name": view.name, "shared": view.owner_id is None, **view.definition}
+    if before != after:
+        record_audit(
+            session,
+            member,
+            "create_view" if created else "update_view",
+            workspace_id=view.workspace_id,
+            folder_id=view.folder_id,
+            summary=f"{'Created' if created else 'Changed'} view {view.name}",
+            before=before,
+            after={**after, "view_id": view.id},
+        )
     return view
 
 

@@ -6,6 +6,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager
 
+from addon.admin.members import accept_invitation
 from addon.crm.defaults import DEFAULT_FOLDERS
 from addon.crm.models import FieldDef, Folder, Member, Workspace
 
@@ -70,6 +71,8 @@ def resolve_member(session: Session, domain: str, email: str, *, is_consumer: bo
             )
             session.add(member)
             session.flush()
+            if not first:
+                accept_invitation(session, member)
     except IntegrityError:
         return resolve_member(session, domain, email, is_consumer=is_consumer)
     return member

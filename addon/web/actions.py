@@ -9,6 +9,7 @@ from flask import g
 
 from addon.auth.roles import can
 from addon.cards import records as record_cards
+from addon.cards.admin import admin_links
 from addon.cards.responses import notify, pop_and_update, push, trigger_card, update
 from addon.cards.sidebar import homepage_card
 from addon.cards.widgets import button, button_list, card, decorated, esc, section
@@ -326,6 +327,7 @@ def settings(req: AddonRequest) -> Result:
                 "Structure",
             )
         )
+        sections.append(admin_links(req.actions))
     return trigger_card(
         card(
             "Settings",

@@ -39,6 +39,7 @@ def record_card_for(req: AddonRequest, record: Record) -> dict[str, Any]:
         thread_id=req.thread_id() or None,
         subject=req.param("subject"),
         can_merge=can(req.member, "merge"),
+        can_delete=can(req.member, "delete"),
         locale=req.locale,
         tz=req.timezone,
     )

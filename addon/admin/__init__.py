@@ -1,0 +1,1 @@
+"""Workspace administration: members and invitations, domain settings, audit views, privacy."""
