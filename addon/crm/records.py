@@ -639,6 +639,8 @@ def load_values(session: Session, record: Record | None, fields: list[FieldDef])
 # The fields the contextual card summarises a contact with; only these are loaded there,
 # so a folder with many custom fields costs the sidebar nothing more.
 SUMMARY_FIELDS = ("job_title", "company", "phones", "emails", "lifecycle_stage", "owner")
+# The email stats shown there too, when the folder has them (keys of ensure_stats_fields).
+SUMMARY_STATS_FIELDS = ("email_last_contacted", "email_days_since_last_reply", "email_threads")
 
 
 def _detail_statement(
@@ -647,7 +649,7 @@ def _detail_statement(
     # One row per field (per link target for link fields), with the stored value, the
     # linked record and, for user fields, the member: a record's summary in one statement.
     target, relation = aliased(Record), aliased(RecordRelation)
-    keys = FieldDef.key.in_(SUMMARY_FIELDS) if summary else true()
+    keys = FieldDef.key.in_(SUMMARY_FIELDS + SUMMARY_STATS_FIELDS) if summary else true()
     return (
         select(FieldDef, FieldValue.value, target, Member)
         .outerjoin(
@@ -758,12 +760,16 @@ def _load_detail(
 
 def _contacts_statement() -> Select[str, Record, bool]:
     # Whether each contact is already linked to the open thread comes along as a
-    # correlated EXISTS on the thread-link index, saving a statement per message.
+    # correlated EXISTS on the thread-link index, saving a statement per message. A link
+    # made from a teammate's copy of the thread is known by its ledger conversation.
     linked = (
         select(ThreadLink.id)
         .where(
             ThreadLink.workspace_id == bindparam("workspace_id"),
-            ThreadLink.thread_id == bindparam("thread_id"),
+            or_(
+                ThreadLink.thread_id == bindparam("thread_id"),
+                ThreadLink.conversation_id == bindparam("conversation_id"),
+            ),
             ThreadLink.record_id == Record.id,
         )
         .exists()
@@ -790,13 +796,25 @@ def find_contacts_by_email(
 
 
 def find_contacts_on_thread(
-    session: Session, workspace_id: int, emails: Iterable[str], thread_id: str
+    session: Session,
+    workspace_id: int,
+    emails: Iterable[str],
+    thread_id: str,
+    conversation_id: int | None = None,
 ) -> tuple[dict[str, Record], set[int]]:
-    """Contacts by address, and which of them the thread is linked to (one statement)."""
+    """Contacts by address, and which of them the thread (or its conversation) is linked to.
+
+    One statement.
+    """
     wanted = list(dict.fromkeys(e for e in emails if e))
     if not wanted:
         return {}, set()
-    params = {"workspace_id": workspace_id, "emails": wanted, "thread_id": thread_id}
+    params = {
+        "workspace_id": workspace_id,
+        "emails": wanted,
+        "thread_id": thread_id,
+        "conversation_id": conversation_id,
+    }
     found: dict[str, Record] = {}
     linked: set[int] = set()
     for email, record, is_linked in session.execute(_CONTACTS_BY_EMAIL, params):
@@ -817,14 +835,26 @@ def find_company_by_domain(session: Session, workspace_id: int, domain: str) -> 
     ).scalar_one_or_none()
 
 
-def _open_deals_statement() -> Select[Record, Any, Any]:
+def _open_deals_statement() -> Select[Record, Any, Any, bool]:
     stage_def, amount_def = aliased(FieldDef), aliased(FieldDef)
     stage, amount = aliased(FieldValue), aliased(FieldValue)
     linked = select(RecordRelation.from_record_id).where(
         RecordRelation.to_record_id.in_(bindparam("ids", expanding=True))
     )
+    # Whether the deal is linked to the open thread (or its ledger conversation).
+    on_thread = (
+        select(ThreadLink.id)
+        .where(
+            ThreadLink.record_id == Record.id,
+            or_(
+                ThreadLink.thread_id == bindparam("thread_id"),
+                ThreadLink.conversation_id == bindparam("conversation_id"),
+            ),
+        )
+        .exists()
+    )
     return (
-        select(Record, stage.value, amount.value)
+        select(Record, stage.value, amount.value, on_thread)
         .join(Folder, Folder.id == Record.folder_id)
         .outerjoin(stage_def, and_(stage_def.folder_id == Folder.id, stage_def.key == "stage"))
         .outerjoin(stage, and_(stage.record_id == Record.id, stage.field_id == stage_def.id))
@@ -852,12 +882,27 @@ _OPEN_DEALS = _open_deals_statement()
 
 def open_deals_for(session: Session, record_ids: Iterable[int]) -> list[tuple[Record, Any, Any]]:
     """Open deals linked to these contacts or companies, with stage and amount (one statement)."""
+    return open_deals_on_thread(session, record_ids, "")[0]
+
+
+def open_deals_on_thread(
+    session: Session, record_ids: Iterable[int], thread_id: str, conversation_id: int | None = None
+) -> tuple[list[tuple[Record, Any, Any]], set[int]]:
+    """Open deals of these records (with stage and amount), and which are linked to the thread.
+
+    One statement.
+    """
     ids = list(record_ids)
     if not ids:
-        return []
-    return [
-        (deal, stage, amount) for deal, stage, amount in session.execute(_OPEN_DEALS, {"ids": ids})
-    ]
+        return [], set()
+    params = {"ids": ids, "thread_id": thread_id, "conversation_id": conversation_id}
+    deals: list[tuple[Record, Any, Any]] = []
+    linked: set[int] = set()
+    for deal, stage, amount, on_thread in session.execute(_OPEN_DEALS, params):
+        deals.append((deal, stage, amount))
+        if on_thread:
+            linked.add(deal.id)
+    return deals, linked
 
 
 def search_records(
