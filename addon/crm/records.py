@@ -43,7 +43,13 @@ from addon.crm.models import (
 )
 from addon.crm.workspaces import folder_fields
 from addon.gmail.addresses import canonical_email, registrable_domain
-from addon.ledger.linking import conversation_for_thread, manual_link_added, unlink_manually
+from addon.ledger.linking import (
+    conversation_for_thread,
+    lock_conversations,
+    manual_link_added,
+    unlink_manually,
+)
+from addon.ledger.relink import emails_changed
 
 FormData = Mapping[str, list[str]]
 
@@ -401,6 +407,12 @@ def save_record(
     record.updated_at = utcnow()
     _index_record(session, record, folder.key, fields, merged, changed=set(parsed))
     session.flush()
+    index = IndexPlan(fields)
+    if index.touched(set(parsed))[0]:
+        before_emails, after_emails = index.keys(current).emails, index.keys(merged).emails
+        if before_emails != after_emails:
+            # The email ledger: past mail of new addresses is linked, stats follow.
+            emails_changed(session, record, before_emails, after_emails)
     before, after = changed_values(
         {k: current.get(k) for k in parsed}, {k: merged.get(k) for k in parsed}
     )
@@ -1012,6 +1024,9 @@ def link_thread(
         raise ValidationError({"thread": "no email thread is open"})
     # A teammate may have linked the same conversation from their copy of the thread.
     conversation_id = conversation_for_thread(session, record.workspace_id, thread_id, member)
+    # Before the link is written: a concurrent ingest of the conversation then either
+    # sees this link or is seen by the stats refresh (addon.ledger.linking).
+    lock_conversations(session, [conversation_id])
     same_thread = ThreadLink.thread_id == thread_id
     if conversation_id is not None:
         same_thread = or_(same_thread, ThreadLink.conversation_id == conversation_id)
