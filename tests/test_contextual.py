@@ -374,13 +374,16 @@ def test_unknown_business_sender_is_offered_with_suggested_company(
             RecordRelation.from_record_id == contact.id, RecordRelation.to_record_id == company.id
         )
     ).scalar_one()
-    # Saving does not link the thread silently; the new card offers it.
-    assert db.execute(select(ThreadLink).where(ThreadLink.thread_id == "thr-1")).first() is None
-    link_name, link_params = action_of(button_named(saved, "Link this thread"))
-    assert (link_name, link_params["thread_id"]) == ("link_thread", "thr-1")
-    addon.action(link_name, parameters=link_params)
-    link = db.execute(select(ThreadLink).where(ThreadLink.thread_id == "thr-1")).scalar_one()
-    assert link.record_id == contact.id
+    # Opening the message recorded it in the email ledger, so the new contact picks up
+    # its conversation (and the new company, by its domain); the card says why.
+    links = dict(
+        db.execute(
+            select(ThreadLink.record_id, ThreadLink.reason).where(ThreadLink.thread_id == "thr-1")
+        ).all()
+    )
+    assert links == {contact.id: "matched_email", company.id: "matched_domain"}
+    assert "Link this thread" not in button_texts(saved)
+    assert "Matched by email address" in all_text(saved)
 
     # Opening the message again now shows the contact.
     card = open_message(addon)
