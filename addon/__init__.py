@@ -22,6 +22,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         gmail_access_actions,
         health,
         hygiene_actions,
+        ledger_actions,
         massupdate_actions,
         oauth,
         registry,

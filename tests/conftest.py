@@ -97,6 +97,7 @@ def gmail(gmail_server: FakeGmailServer) -> Iterator[FakeGmail]:
     state.messages.clear()
     state.requests.clear()
     state.fail_with = None
+    state.fail_threads_with = None
     yield state
 
 

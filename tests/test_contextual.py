@@ -223,13 +223,18 @@ def test_known_sender_card_shows_contact_company_and_open_deals(
 
     renewal = line(card, "Globex renewal")
     assert renewal["topLabel"] == "Proposal"
-    assert renewal["bottomLabel"] == "12,000.00 USD"
+    # Opening the message recorded it: Ada's one open deal was linked automatically.
+    assert renewal["bottomLabel"] == "12,000.00 USD · Linked to this thread"
+    assert "button" not in renewal
     assert action_of(renewal) == (
         "open_record",
         {"record_id": str(ada["renewal"].id), "thread_id": "thr-1"},
     )
-    # A deal of the contact's company counts too; closed deals never show.
-    assert line(card, "Globex expansion")["topLabel"] == "Negotiation"
+    # A deal of the contact's company counts too (the company's one open deal, linked as
+    # well); closed deals never show.
+    expansion = line(card, "Globex expansion")
+    assert expansion["topLabel"] == "Negotiation"
+    assert expansion["bottomLabel"] == "Linked to this thread"
     text = all_text(card)
     assert "Won last year" not in text
     assert "Lost pilot" not in text
@@ -240,32 +245,49 @@ def test_known_sender_card_shows_contact_company_and_open_deals(
         {"record_id": rid, "thread_id": "thr-1"},
     )
     assert action_of(button_named(card, "Edit")) == ("edit_record", {"record_id": rid})
-    assert action_of(button_named(card, "Link thread")) == (
-        "link_thread",
-        {"record_id": rid, "thread_id": "thr-1", "subject": "Renewal"},
+    # Ada is a participant: the thread was linked to her automatically.
+    assert action_of(button_named(card, "Unlink thread")) == (
+        "unlink_thread",
+        {"record_id": rid, "thread_id": "thr-1"},
     )
     assert action_of(button_named(card, "Add note")) == ("new_note", {"record_id": rid})
-    assert "Unlink thread" not in button_texts(card)
+    assert "Link thread" not in button_texts(card)
     # The rep is on the message but never listed or offered.
     assert "rep@acme.test" not in text
     assert add_buttons_for(card, "ada@globex.com") == []
 
 
-def test_link_thread_button_links_and_card_then_offers_unlink(
+def test_unlink_then_link_thread_buttons_and_the_unlink_survives_reopening(
     addon: AddonClient, gmail: FakeGmail, ada: dict[str, Record], db: Session
 ) -> None:
     add_message(gmail, [("From", "Ada Lovelace <ada@globex.com>"), ("Subject", "Renewal")])
+    contact = ada["contact"]
+
+    def reason() -> str | None:
+        return db.execute(
+            select(ThreadLink.reason).where(
+                ThreadLink.thread_id == "thr-1", ThreadLink.record_id == contact.id
+            )
+        ).scalar_one_or_none()
+
     card = open_message(addon)
-    name, params = action_of(button_named(card, "Link thread"))
+    assert reason() == "matched_email"
+    name, params = action_of(button_named(card, "Unlink thread"))
     addon.action(name, parameters=params)
-    links = db.execute(select(ThreadLink).where(ThreadLink.thread_id == "thr-1")).scalars().all()
-    assert [(link.record_id, link.subject) for link in links] == [(ada["contact"].id, "Renewal")]
+    assert reason() is None
+    # Reopening never links it again: the manual unlink wins over automatic linking.
+    card = open_message(addon)
+    assert reason() is None
+    name, params = action_of(button_named(card, "Link thread"))
+    assert params == {"record_id": str(contact.id), "thread_id": "thr-1", "subject": "Renewal"}
+    addon.action(name, parameters=params)
+    assert reason() == "manual"
 
     card = open_message(addon)
     assert "Link thread" not in button_texts(card)
     assert action_of(button_named(card, "Unlink thread")) == (
         "unlink_thread",
-        {"record_id": str(ada["contact"].id), "thread_id": "thr-1"},
+        {"record_id": str(contact.id), "thread_id": "thr-1"},
     )
 
 
@@ -280,10 +302,11 @@ def test_already_linked_thread_shows_unlink(
     assert "Unlink thread" in button_texts(card)
     assert "Link thread" not in button_texts(card)
 
+    # Mail of Ada on another thread is linked to her automatically when opened.
     add_message(gmail, [("From", "ada@globex.com")], msg_id="msg-2", thread="thr-2")
     card = open_message(addon, msg_id="msg-2", thread="thr-2")
-    assert "Link thread" in button_texts(card)
-    assert "Unlink thread" not in button_texts(card)
+    assert "Unlink thread" in button_texts(card)
+    assert "Link thread" not in button_texts(card)
 
 
 def test_open_deal_shows_behind_many_newer_closed_deals(
@@ -351,13 +374,16 @@ def test_unknown_business_sender_is_offered_with_suggested_company(
             RecordRelation.from_record_id == contact.id, RecordRelation.to_record_id == company.id
         )
     ).scalar_one()
-    # Saving does not link the thread silently; the new card offers it.
-    assert db.execute(select(ThreadLink).where(ThreadLink.thread_id == "thr-1")).first() is None
-    link_name, link_params = action_of(button_named(saved, "Link this thread"))
-    assert (link_name, link_params["thread_id"]) == ("link_thread", "thr-1")
-    addon.action(link_name, parameters=link_params)
-    link = db.execute(select(ThreadLink).where(ThreadLink.thread_id == "thr-1")).scalar_one()
-    assert link.record_id == contact.id
+    # Opening the message recorded it in the email ledger, so the new contact picks up
+    # its conversation (and the new company, by its domain); the card says why.
+    links = dict(
+        db.execute(
+            select(ThreadLink.record_id, ThreadLink.reason).where(ThreadLink.thread_id == "thr-1")
+        ).all()
+    )
+    assert links == {contact.id: "matched_email", company.id: "matched_domain"}
+    assert "Link this thread" not in button_texts(saved)
+    assert "Matched by email address" in all_text(saved)
 
     # Opening the message again now shows the contact.
     card = open_message(addon)

@@ -3,7 +3,7 @@ that incremental stats always equal a rebuild from the ledger."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -15,10 +15,12 @@ from sqlalchemy import select, update
 from addon.crm.fields import field_type
 from addon.crm.hygiene import merge_records
 from addon.crm.models import FieldValue, Member, Record
-from addon.crm.records import link_thread, save_record, unlink_thread
+from addon.crm.records import link_thread, load_values, save_record, unlink_thread
 from addon.crm.views import ViewError, count_view, list_view, parse_definition
 from addon.crm.workspaces import folder_fields
+from addon.gmail.client import GmailError, MessageMeta
 from addon.ledger.models import RecordStats
+from addon.ledger.opens import record_open
 from addon.ledger.stats import (
     METRIC_LABELS,
     EmailStats,
@@ -278,6 +280,20 @@ operations = st.lists(
             st.just("unlink"), st.sampled_from(MEMBERS), st.sampled_from(RECORDS), st.integers(0, 6)
         ),
         st.tuples(st.just("merge"), st.sampled_from(MERGEABLE), st.booleans()),
+        # Opening message i in a mailbox, as the contextual trigger does (record_open);
+        # the flag makes Gmail's thread read fail.
+        st.tuples(st.just("open"), st.sampled_from(MEMBERS), st.integers(0, 6), st.booleans()),
+        # A contact given one more address (its past mail is linked, stats refreshed).
+        st.tuples(
+            st.just("address"), st.sampled_from(("ann", "bob", "cy")), st.sampled_from(PEOPLE[:5])
+        ),
+        # Mail merge recording a message it sent to one person.
+        st.tuples(
+            st.just("send"),
+            st.sampled_from(MEMBERS),
+            st.sampled_from(PEOPLE[:4]),
+            st.integers(1, 28),
+        ),
     ),
     min_size=1,
     max_size=8,
@@ -325,6 +341,42 @@ def _input(specs: list[Spec], index: int, member: str):  # type: ignore[no-untyp
     )
 
 
+def _meta(specs: list[Spec], index: int, member: str) -> MessageMeta:
+    """Message i as the sidebar's messages.get / threads.get metadata shows it."""
+    item = _input(specs, index, member)
+    headers = {
+        "from": item.sender,
+        "to": item.to,
+        "cc": item.cc,
+        "date": item.date,
+        "subject": item.subject,
+        "message-id": item.message_id,
+        "references": item.references,
+        "in-reply-to": item.in_reply_to,
+    }
+    return MessageMeta(
+        id=item.gmail_id,
+        thread_id=item.gmail_thread_id,
+        headers={k: v for k, v in headers.items() if v},
+        label_ids=("INBOX",),
+    )
+
+
+def _thread_reader(specs: list[Spec], member: str, fail: bool):  # type: ignore[no-untyped-def]
+    """The member's mailbox answering threads.get: every message of the thread, in order."""
+
+    def read(thread_id: str) -> list[MessageMeta]:
+        if fail:
+            raise GmailError("Gmail answered 500")
+        return [
+            _meta(specs, i, member)
+            for i in range(len(specs))
+            if f"{member}-{_root(specs, i)}" == thread_id
+        ]
+
+    return read
+
+
 @settings(
     max_examples=50,
     deadline=None,
@@ -342,6 +394,7 @@ def test_incremental_stats_always_equal_a_rebuild(
     savepoint = db.begin_nested()
     try:
         alive = dict(world_records)
+        sends = 0
         for op in ops:
             if op[0] == "ingest":
                 _kind, who, indices = op
@@ -357,6 +410,24 @@ def test_incremental_stats_always_equal_a_rebuild(
                     link_thread(db, members[who], record, thread, "")
                 else:
                     unlink_thread(db, record, thread, members[who])
+            elif op[0] == "open":
+                _kind, who, index, fail = op
+                if index < len(specs):
+                    meta = _meta(specs, index, who)
+                    reader = _thread_reader(specs, who, fail)
+                    record_open(db, members[who], meta, reader, clock=clock)
+            elif op[0] == "address":
+                _kind, name, email = op
+                record = alive.get(name)
+                if record is not None:
+                    current = load_values(db, record, folder_fields(db, record.folder_id))
+                    emails = [*current.get("emails", []), email]
+                    save_record(db, crm.member, crm.folders["contacts"], {"emails": emails}, record)
+            elif op[0] == "send":
+                _kind, who, person, day = op
+                sends += 1
+                sent = mail(f"send{sends}@x.test", who, person, thread=f"{who}-s{sends}", day=day)
+                ingest(crm, [replace(sent, label_ids=("SENT",))], members[who])
             else:
                 _kind, (first, second), flip = op
                 survivor, other = (second, first) if flip else (first, second)

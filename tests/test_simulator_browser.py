@@ -92,14 +92,20 @@ def test_rep_adds_unknown_sender_links_thread_and_finds_record(simulator: str) -
         sidebar.get_by_label("Job title").fill("Head of Sales Ops")
         sidebar.get_by_role("button", name="Save", exact=True).click()
 
-        # The contact card, then link the open thread to it.
+        # The contact card: the open thread, recorded when the message was opened, is
+        # linked to the new contact by its address.
         contact_card = page.locator('.card[data-card-name^="record-"]')
         expect(contact_card).to_be_visible()
         expect(contact_card.locator(".card-title")).to_have_text("Priya Raman")
         expect(sidebar).to_contain_text("Head of Sales Ops")
+        expect(sidebar).to_contain_text("Question about your pricing")
+        expect(sidebar).to_contain_text("Matched by email address")
+        # Unlinking by hand, then linking again by hand.
+        sidebar.get_by_role("button", name="Unlink", exact=True).click()
+        expect(page.locator(".toast", has_text="Thread unlinked")).to_be_visible()
         sidebar.get_by_role("button", name="Link this thread").click()
         expect(page.locator(".toast", has_text="Thread linked")).to_be_visible()
-        expect(sidebar).to_contain_text("Question about your pricing")
+        expect(sidebar).to_contain_text("Linked by hand")
 
         # Back to the message, then home, and find the record by search.
         page.locator("#back-button").click()
@@ -129,6 +135,7 @@ def test_rep_adds_unknown_sender_links_thread_and_finds_record(simulator: str) -
         checked
     )
     assert "/actions/link_thread" in checked and "/actions/search" in checked
+    assert "/actions/unlink_thread" in checked
 
 
 def test_simulator_is_not_served_outside_development_mode(app: Any) -> None:

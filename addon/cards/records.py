@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+from addon.cards.timeline import reason_text, timeline_section
 from addon.cards.widgets import (
     MAX_ITEMS,
     Actions,
@@ -30,6 +31,7 @@ from addon.crm.fields import ADDRESS_PARTS, FieldError, field_type
 from addon.crm.fieldtypes_base import utc_iso, zone
 from addon.crm.models import FieldDef, Folder, Member, Record
 from addon.crm.records import RecordDetail
+from addon.crm.timeline import TimelinePage
 
 FOLDER_ICONS = {"contacts": "PERSON", "companies": "MEMBERSHIP", "deals": "DOLLAR"}
 
@@ -88,8 +90,12 @@ def record_card(
     can_delete: bool = False,
     locale: str = "en",
     tz: str = "UTC",
+    timeline: TimelinePage | None = None,
 ) -> dict[str, Any]:
-    """The full card of a contact, company, deal or custom record, in the viewer's locale."""
+    """The full card of a contact, company, deal or custom record, in the viewer's locale.
+
+    With a `timeline` page, the timeline (threads, notes, changes) replaces the notes list.
+    """
     record = detail.record
     field_widgets: list[Widget] = []
     for fdef in detail.fields:
@@ -140,7 +146,9 @@ def record_card(
     thread_widgets = [
         decorated(
             esc(link.subject or "(no subject)"),
-            bottom=f"Linked {day_text(link.linked_at, locale, tz)} · {esc(link.reason)}",
+            bottom=(
+                f"Linked {day_text(link.linked_at, locale, tz)} · {esc(reason_text(link.reason))}"
+            ),
             icon="EMAIL",
             side_button=button(
                 "Unlink",
@@ -162,7 +170,9 @@ def record_card(
         section(field_widgets, "Details", collapsible=True, visible=8),
         section(related_widgets[:20], "Related", collapsible=True),
         section(thread_widgets, "Linked threads", collapsible=True),
-        section(note_widgets, "Notes", collapsible=True),
+        timeline_section(actions, timeline, locale=locale, tz=tz)
+        if timeline is not None
+        else section(note_widgets, "Notes", collapsible=True),
     ]
     return card(
         record.title or "(no name)",

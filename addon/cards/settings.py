@@ -229,7 +229,11 @@ def folder_card(
             )
         lines.append(button_list(*nav))
     lines.append(
-        button_list(button("Add field", actions.on_click("admin_new_field", **ids), filled=True))
+        button_list(
+            button("Add field", actions.on_click("admin_new_field", **ids), filled=True),
+            # Read-only fields counted from the email ledger (ensure_stats_fields).
+            button("Add email stats fields", actions.on_click("admin_add_stats_fields", **ids)),
+        )
     )
     state = "" if folder.active else " · inactive"
     return card(

@@ -20,7 +20,7 @@ from addon.cards.widgets import (
 )
 from addon.crm.fields import field_type
 from addon.crm.models import Member, Record
-from addon.crm.records import SUMMARY_FIELDS
+from addon.crm.records import SUMMARY_FIELDS, SUMMARY_STATS_FIELDS
 from addon.crm.sidebar import MessageContext, Participant
 
 
@@ -63,7 +63,7 @@ def _known_contact_sections(
     record = detail.record
     by_key = {f.key: f for f in detail.fields}
     widgets: list[Widget] = []
-    for key in SUMMARY_FIELDS:
+    for key in SUMMARY_FIELDS + SUMMARY_STATS_FIELDS:
         fdef = by_key.get(key)
         if fdef is None:
             continue
@@ -98,21 +98,48 @@ def _known_contact_sections(
         )
     buttons.append(button("Add note", actions.on_click("new_note", record_id=record.id)))
     widgets.append(button_list(*buttons))
-    currency = field_type("currency")
-    deal_widgets = [
-        decorated(
-            esc(deal.title),
-            top=esc(str(stage or "new").capitalize()),
-            bottom=esc(currency.display_for(amount, locale, tz)) if amount else None,
-            icon="DOLLAR",
-            on_click=actions.on_click("open_record", record_id=deal.id, thread_id=ctx.thread_id),
-        )
-        for deal, stage, amount in ctx.open_deals
-    ]
     return [
         section(widgets, record.folder.singular),
-        section(deal_widgets, "Open deals", collapsible=True),
+        section(_deal_widgets(actions, ctx, locale, tz), "Open deals", collapsible=True),
     ]
+
+
+def _deal_widgets(actions: Actions, ctx: MessageContext, locale: str, tz: str) -> list[Widget]:
+    """Open deals; each not linked to the thread offers a Link button.
+
+    With several open deals and none linked, the card asks which one the thread is about
+    (automatic linking only ever links a single open deal).
+    """
+    currency = field_type("currency")
+    widgets: list[Widget] = []
+    if ctx.deal_suggestions:
+        widgets.append(paragraph("Several open deals: link this thread to the one it is about."))
+    for deal, stage, amount in ctx.open_deals:
+        linked = deal.id in ctx.linked_deal_ids
+        bottom = [currency.display_for(amount, locale, tz)] if amount else []
+        if linked:
+            bottom.append("Linked to this thread")
+        side = None
+        if not linked and ctx.thread_id:
+            side = button(
+                "Link",
+                actions.on_click(
+                    "link_thread", record_id=deal.id, thread_id=ctx.thread_id, subject=ctx.subject
+                ),
+            )
+        widgets.append(
+            decorated(
+                esc(deal.title),
+                top=esc(str(stage or "new").capitalize()),
+                bottom=esc(" · ".join(bottom)) if bottom else None,
+                icon="DOLLAR",
+                on_click=actions.on_click(
+                    "open_record", record_id=deal.id, thread_id=ctx.thread_id
+                ),
+                side_button=side,
+            )
+        )
+    return widgets
 
 
 def _unknown_sender_sections(actions: Actions, ctx: MessageContext) -> list[dict[str, Any]]:

@@ -77,6 +77,7 @@ from addon.crm.records import (
 )
 from addon.crm.workspaces import folder_fields
 from addon.gmail.addresses import canonical_email
+from addon.ledger.relink import link_addresses
 
 OnDuplicate = Literal["skip", "update", "create"]
 ON_DUPLICATE: tuple[OnDuplicate, ...] = ("skip", "update", "create")
@@ -952,6 +953,11 @@ class _Importer:
             creating, self._insert(self.folder, self.fields, new_rows), strict=True
         ):
             item.target_id = record_id
+        index = self._plan_of(self.folder, self.fields).index
+        new_emails = [e for entry in new_rows for e in index.keys(entry.values).emails]
+        if new_emails:
+            # As save_record does: imported people pick up their past mail in the ledger.
+            link_addresses(self.session, self.member.workspace, new_emails)
 
         self.resolver.deferred = False
         try:

@@ -44,7 +44,13 @@ from addon.crm.models import (
 )
 from addon.crm.workspaces import folder_fields
 from addon.gmail.addresses import canonical_email, registrable_domain
-from addon.ledger.linking import conversation_for_thread, manual_link_added, unlink_manually
+from addon.ledger.linking import (
+    conversation_for_thread,
+    lock_conversations,
+    manual_link_added,
+    unlink_manually,
+)
+from addon.ledger.relink import emails_changed
 
 FormData = Mapping[str, list[str]]
 
@@ -404,6 +410,12 @@ def save_record(
     record.updated_at = utcnow()
     _index_record(session, record, folder.key, fields, merged, changed=set(parsed))
     session.flush()
+    index = IndexPlan(fields)
+    if index.touched(set(parsed))[0]:
+        before_emails, after_emails = index.keys(current).emails, index.keys(merged).emails
+        if before_emails != after_emails:
+            # The email ledger: past mail of new addresses is linked, stats follow.
+            emails_changed(session, record, before_emails, after_emails)
     before, after = changed_values(
         {k: current.get(k) for k in parsed}, {k: merged.get(k) for k in parsed}
     )
@@ -642,6 +654,8 @@ def load_values(session: Session, record: Record | None, fields: list[FieldDef])
 # The fields the contextual card summarises a contact with; only these are loaded there,
 # so a folder with many custom fields costs the sidebar nothing more.
 SUMMARY_FIELDS = ("job_title", "company", "phones", "emails", "lifecycle_stage", "owner")
+# The email stats shown there too, when the folder has them (keys of ensure_stats_fields).
+SUMMARY_STATS_FIELDS = ("email_last_contacted", "email_days_since_last_reply", "email_threads")
 
 
 def _detail_statement(
@@ -650,7 +664,7 @@ def _detail_statement(
     # One row per field (per link target for link fields), with the stored value, the
     # linked record and, for user fields, the member: a record's summary in one statement.
     target, relation = aliased(Record), aliased(RecordRelation)
-    keys = FieldDef.key.in_(SUMMARY_FIELDS) if summary else true()
+    keys = FieldDef.key.in_(SUMMARY_FIELDS + SUMMARY_STATS_FIELDS) if summary else true()
     return (
         select(FieldDef, FieldValue.value, target, Member)
         .outerjoin(
@@ -761,12 +775,16 @@ def _load_detail(
 
 def _contacts_statement() -> Select[str, Record, bool]:
     # Whether each contact is already linked to the open thread comes along as a
-    # correlated EXISTS on the thread-link index, saving a statement per message.
+    # correlated EXISTS on the thread-link index, saving a statement per message. A link
+    # made from a teammate's copy of the thread is known by its ledger conversation.
     linked = (
         select(ThreadLink.id)
         .where(
             ThreadLink.workspace_id == bindparam("workspace_id"),
-            ThreadLink.thread_id == bindparam("thread_id"),
+            or_(
+                ThreadLink.thread_id == bindparam("thread_id"),
+                ThreadLink.conversation_id == bindparam("conversation_id"),
+            ),
             ThreadLink.record_id == Record.id,
         )
         .exists()
@@ -793,13 +811,25 @@ def find_contacts_by_email(
 
 
 def find_contacts_on_thread(
-    session: Session, workspace_id: int, emails: Iterable[str], thread_id: str
+    session: Session,
+    workspace_id: int,
+    emails: Iterable[str],
+    thread_id: str,
+    conversation_id: int | None = None,
 ) -> tuple[dict[str, Record], set[int]]:
-    """Contacts by address, and which of them the thread is linked to (one statement)."""
+    """Contacts by address, and which of them the thread (or its conversation) is linked to.
+
+    One statement.
+    """
     wanted = list(dict.fromkeys(e for e in emails if e))
     if not wanted:
         return {}, set()
-    params = {"workspace_id": workspace_id, "emails": wanted, "thread_id": thread_id}
+    params = {
+        "workspace_id": workspace_id,
+        "emails": wanted,
+        "thread_id": thread_id,
+        "conversation_id": conversation_id,
+    }
     found: dict[str, Record] = {}
     linked: set[int] = set()
     for email, record, is_linked in session.execute(_CONTACTS_BY_EMAIL, params):
@@ -820,14 +850,26 @@ def find_company_by_domain(session: Session, workspace_id: int, domain: str) -> 
     ).scalar_one_or_none()
 
 
-def _open_deals_statement() -> Select[Record, Any, Any]:
+def _open_deals_statement() -> Select[Record, Any, Any, bool]:
     stage_def, amount_def = aliased(FieldDef), aliased(FieldDef)
     stage, amount = aliased(FieldValue), aliased(FieldValue)
     linked = select(RecordRelation.from_record_id).where(
         RecordRelation.to_record_id.in_(bindparam("ids", expanding=True))
     )
+    # Whether the deal is linked to the open thread (or its ledger conversation).
+    on_thread = (
+        select(ThreadLink.id)
+        .where(
+            ThreadLink.record_id == Record.id,
+            or_(
+                ThreadLink.thread_id == bindparam("thread_id"),
+                ThreadLink.conversation_id == bindparam("conversation_id"),
+            ),
+        )
+        .exists()
+    )
     return (
-        select(Record, stage.value, amount.value)
+        select(Record, stage.value, amount.value, on_thread)
         .join(Folder, Folder.id == Record.folder_id)
         .outerjoin(stage_def, and_(stage_def.folder_id == Folder.id, stage_def.key == "stage"))
         .outerjoin(stage, and_(stage.record_id == Record.id, stage.field_id == stage_def.id))
@@ -855,12 +897,27 @@ _OPEN_DEALS = _open_deals_statement()
 
 def open_deals_for(session: Session, record_ids: Iterable[int]) -> list[tuple[Record, Any, Any]]:
     """Open deals linked to these contacts or companies, with stage and amount (one statement)."""
+    return open_deals_on_thread(session, record_ids, "")[0]
+
+
+def open_deals_on_thread(
+    session: Session, record_ids: Iterable[int], thread_id: str, conversation_id: int | None = None
+) -> tuple[list[tuple[Record, Any, Any]], set[int]]:
+    """Open deals of these records (with stage and amount), and which are linked to the thread.
+
+    One statement.
+    """
     ids = list(record_ids)
     if not ids:
-        return []
-    return [
-        (deal, stage, amount) for deal, stage, amount in session.execute(_OPEN_DEALS, {"ids": ids})
-    ]
+        return [], set()
+    params = {"ids": ids, "thread_id": thread_id, "conversation_id": conversation_id}
+    deals: list[tuple[Record, Any, Any]] = []
+    linked: set[int] = set()
+    for deal, stage, amount, on_thread in session.execute(_OPEN_DEALS, params):
+        deals.append((deal, stage, amount))
+        if on_thread:
+            linked.add(deal.id)
+    return deals, linked
 
 
 def search_records(
@@ -981,6 +1038,9 @@ def link_thread(
         raise ValidationError({"thread": "no email thread is open"})
     # A teammate may have linked the same conversation from their copy of the thread.
     conversation_id = conversation_for_thread(session, record.workspace_id, thread_id, member)
+    # Before the link is written: a concurrent ingest of the conversation then either
+    # sees this link or is seen by the stats refresh (addon.ledger.linking).
+    lock_conversations(session, [conversation_id])
     same_thread = ThreadLink.thread_id == thread_id
     if conversation_id is not None:
         same_thread = or_(same_thread, ThreadLink.conversation_id == conversation_id)

@@ -15,7 +15,7 @@ from addon.crm.records import (
     find_contacts_by_email,
     find_contacts_on_thread,
     load_summary,
-    open_deals_for,
+    open_deals_on_thread,
 )
 from addon.gmail.addresses import (
     Address,
@@ -69,6 +69,19 @@ class MessageContext:
     company: CompanySuggestion | None = None
     linked_ids: set[int] = field(default_factory=set)
     mailing_list: bool = False
+    # The ledger conversation of the thread (None while it is not recorded).
+    conversation_id: int | None = None
+    # Open deals (of open_deals) linked to this thread.
+    linked_deal_ids: set[int] = field(default_factory=set)
+
+    @property
+    def deal_suggestions(self) -> bool:
+        """Whether to ask which deal the thread is about: several open, none linked.
+
+        Automatic linking links a record's only open deal; with several it links none and
+        the card offers them instead.
+        """
+        return len(self.open_deals) > 1 and not self.linked_deal_ids
 
     @property
     def primary(self) -> Participant | None:
@@ -88,8 +101,13 @@ def build_message_context(
     thread_id: str,
     headers: Mapping[str, str],
     free_mail_extra: frozenset[str] = frozenset(),
+    conversation_id: int | None = None,
 ) -> MessageContext:
-    """Match the message's participants to CRM records and choose whom the card is about."""
+    """Match the message's participants to CRM records and choose whom the card is about.
+
+    `conversation_id` is the thread's ledger conversation, so links made from a
+    teammate's copy of the thread count as links of this one.
+    """
     own_domain = member.workspace.domain if not member.workspace.is_consumer else ""
     mailing_list = is_mailing_list(headers)
     senders = parse_address_list(headers.get("from"))
@@ -103,7 +121,11 @@ def build_message_context(
             automated = is_automated_sender(address.email) or (role == "from" and mailing_list)
             participants.append(Participant(address, role, automated=automated))
     contacts, linked_ids = find_contacts_on_thread(
-        session, member.workspace_id, [p.address.email for p in participants], thread_id
+        session,
+        member.workspace_id,
+        [p.address.email for p in participants],
+        thread_id,
+        conversation_id,
     )
     for person in participants:
         person.contact = contacts.get(person.address.email)
@@ -131,6 +153,7 @@ def build_message_context(
         others=others,
         mailing_list=mailing_list,
         linked_ids=linked_ids,
+        conversation_id=conversation_id,
     )
     primary = context.primary
     if primary is None:
@@ -138,7 +161,9 @@ def build_message_context(
     if primary.contact is not None:
         context.detail = load_summary(session, primary.contact)
         company_ids = [r.id for r in context.detail.links.get("company", [])]
-        context.open_deals = open_deals_for(session, [primary.contact.id, *company_ids])
+        context.open_deals, context.linked_deal_ids = open_deals_on_thread(
+            session, [primary.contact.id, *company_ids], thread_id, conversation_id
+        )
     elif primary.suggestible:
         context.company = suggest_company(session, member, primary.address.email, free_mail_extra)
     return context

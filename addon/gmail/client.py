@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,18 +37,34 @@ def ascii_fast_iri2uri(uri: Any) -> Any:
 # Http.request looks the function up in its module at each call.
 httplib2.iri2uri = ascii_fast_iri2uri
 
-# The headers the sidebar needs; metadata format returns only these.
+# The headers the sidebar needs (the email ledger records the open message from them
+# too); metadata format returns only these.
 METADATA_HEADERS = (
     "From",
     "To",
     "Cc",
+    "Bcc",
     "Subject",
     "Date",
     "Message-ID",
+    "In-Reply-To",
+    "References",
     "Reply-To",
     "List-Id",
     "List-Unsubscribe",
     "Precedence",
+)
+# The headers the email ledger reads from the other messages of a thread.
+THREAD_HEADERS = (
+    "From",
+    "To",
+    "Cc",
+    "Bcc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
 )
 
 
@@ -63,6 +80,8 @@ class MessageMeta:
     thread_id: str
     headers: dict[str, str] = field(default_factory=dict)
     label_ids: tuple[str, ...] = ()
+    # Gmail's internalDate (when the mailbox received it), if it was given.
+    internal_date: datetime | None = None
 
     def header(self, name: str) -> str:
         """A header's value by case-insensitive name, or ""."""
@@ -74,6 +93,10 @@ class Mailbox(Protocol):
 
     def get_message_metadata(self, message_id: str) -> MessageMeta:
         """Fetch one message's metadata."""
+        ...
+
+    def get_thread_metadata(self, thread_id: str) -> list[MessageMeta]:
+        """Fetch the metadata of every message of a thread, oldest first."""
         ...
 
 
@@ -96,6 +119,35 @@ def _messages(api_url: str) -> Any:
     # users().messages() builds resource objects from the discovery document on each
     # call (about a millisecond); the result is immutable, so it is shared.
     return _service(api_url).users().messages()
+
+
+@functools.lru_cache(maxsize=8)
+def _threads(api_url: str) -> Any:
+    return _service(api_url).users().threads()
+
+
+def _internal_date(raw: Any) -> datetime | None:
+    """Gmail's internalDate (milliseconds since the epoch, as text) as aware UTC."""
+    text = str(raw or "")
+    if not text.isdigit() or len(text) > 15:
+        return None
+    return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+
+
+def message_meta(data: dict[str, Any], message_id: str = "") -> MessageMeta:
+    """A MessageMeta from a Gmail message resource (format=metadata)."""
+    headers: dict[str, str] = {}
+    for header in data.get("payload", {}).get("headers", []):
+        name = str(header.get("name", "")).lower()
+        # The first occurrence wins, as mail readers show it.
+        headers.setdefault(name, str(header.get("value", "")))
+    return MessageMeta(
+        id=str(data.get("id", message_id)),
+        thread_id=str(data.get("threadId", "")),
+        headers=headers,
+        label_ids=tuple(data.get("labelIds", [])),
+        internal_date=_internal_date(data.get("internalDate")),
+    )
 
 
 _connections = threading.local()
@@ -162,15 +214,18 @@ class GoogleMailbox:
             format="metadata",
             metadataHeaders=list(METADATA_HEADERS),
         )
-        data = self._execute(request)
-        headers: dict[str, str] = {}
-        for header in data.get("payload", {}).get("headers", []):
-            name = str(header.get("name", "")).lower()
-            # The first occurrence wins, as mail readers show it.
-            headers.setdefault(name, str(header.get("value", "")))
-        return MessageMeta(
-            id=str(data.get("id", message_id)),
-            thread_id=str(data.get("threadId", "")),
-            headers=headers,
-            label_ids=tuple(data.get("labelIds", [])),
+        return message_meta(self._execute(request), message_id)
+
+    def get_thread_metadata(self, thread_id: str) -> list[MessageMeta]:
+        """Fetch a thread with format=metadata and the headers the email ledger reads."""
+        request = _threads(self.api_url).get(
+            userId="me",
+            id=thread_id,
+            format="metadata",
+            metadataHeaders=list(THREAD_HEADERS),
         )
+        data = self._execute(request)
+        messages = data.get("messages") or []
+        if not isinstance(messages, list):
+            raise GmailError("Gmail answered with an unreadable thread")
+        return [message_meta(m) for m in messages if isinstance(m, dict)]

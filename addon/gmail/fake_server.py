@@ -69,6 +69,8 @@ class FakeGmail:
     # for a startHistoryId below `history_floor` (Gmail keeps history for a week or so).
     history_id: int = 1000
     history_floor: int = 0
+    # A failure of threads.get only (messages.get still answers).
+    fail_threads_with: int | None = None
 
     def add(self, message: FakeMessage) -> FakeMessage:
         """Put a message in the mailbox (a new history record)."""
@@ -156,6 +158,9 @@ class FakeGmail:
             return Response(
                 json.dumps(self._message_json(message, fmt, wanted)), mimetype="application/json"
             )
+        # gmail/v1/users/me/threads/{id}
+        if len(parts) == 6 and parts[:5] == ["gmail", "v1", "users", "me", "threads"]:
+            return self._thread(parts[5], request)
         return self._error(404, f"Not found: {request.path}")
 
     # ------------------------------------------------------------ mailbox sync
@@ -241,6 +246,23 @@ class FakeGmail:
             )
         out.append(f"--{boundary}--\r\n")
         return Response("".join(out), content_type=f"multipart/mixed; boundary={boundary}")
+
+    def _thread(self, thread_id: str, request: Request) -> Response:
+        """users.threads.get: the thread's messages, oldest first, in the asked format."""
+        if self.fail_threads_with is not None:
+            return self._error(self.fail_threads_with, "injected thread failure")
+        found = [m for m in list(self.messages.values()) if m.thread_id == thread_id]
+        if not found:
+            return self._error(404, "Requested entity was not found.")
+        found.sort(key=lambda m: (int(m.internal_date_ms()), m.id))
+        fmt = request.args.get("format", "full")
+        wanted = request.args.getlist("metadataHeaders")
+        body = {
+            "id": thread_id,
+            "historyId": str(max((m.history_id for m in found), default=self.history_id)),
+            "messages": [self._message_json(m, fmt, wanted) for m in found],
+        }
+        return Response(json.dumps(body), mimetype="application/json")
 
 
 def _ref(message: FakeMessage) -> dict[str, str]:

@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from addon.crm.models import FieldDef, Member, Record, RecordEmail, ThreadLink
-from addon.ledger.linking import WorkspaceShape, attach_threads, plan_links
+from addon.ledger.linking import WorkspaceShape, attach_threads, lock_conversations, plan_links
 from addon.ledger.models import (
     Conversation,
     LedgerMessage,
@@ -29,7 +29,7 @@ from addon.ledger.models import (
 )
 from addon.ledger.parse import LedgerInput, ParsedMessage, parse_input
 from addon.ledger.policy import LinkPolicy
-from addon.ledger.sql import IN_VALUES, chunks, insert_many, is_postgresql, rows_in
+from addon.ledger.sql import IN_VALUES, chunks, insert_many, rows_in
 from addon.ledger.stats import (
     Clock,
     Stats,
@@ -54,12 +54,6 @@ _MEMBER_THREADS = select(ThreadMap.gmail_thread_id, ThreadMap.conversation_id).w
 )
 _CONVERSATIONS_BY_KEY = select(Conversation.key, Conversation.id).where(
     Conversation.workspace_id == bindparam("workspace_id"), Conversation.key.in_(IN_VALUES)
-)
-_LOCK_CONVERSATIONS = (
-    select(Conversation.id)
-    .where(Conversation.id.in_(IN_VALUES))
-    .order_by(Conversation.id)
-    .with_for_update()
 )
 _LINKED = select(ThreadLink.conversation_id, ThreadLink.record_id).where(
     ThreadLink.conversation_id.in_(IN_VALUES)
@@ -342,9 +336,7 @@ def _link(
     # Conversations are locked (PostgreSQL; SQLite has one writer anyway) so a concurrent
     # ingest adding a message to one of them sees the links made here before it counts
     # the message, and these links count every message committed before them.
-    if is_postgresql(session):
-        for _row in rows_in(session, _LOCK_CONVERSATIONS, convs):
-            pass
+    lock_conversations(session, convs)
     linked = {(conv, rid) for conv, rid in rows_in(session, _LINKED, convs)}
     suppressed = {(conv, rid) for conv, rid in rows_in(session, _SUPPRESSED, convs)}
     people = {

@@ -39,11 +39,12 @@ from addon.ledger.models import (
     MATCHED_DOMAIN,
     MATCHED_EMAIL,
     SINGLE_OPEN_DEAL,
+    Conversation,
     LinkSuppression,
     ThreadMap,
 )
 from addon.ledger.policy import LinkPolicy
-from addon.ledger.sql import IN_VALUES, chunks, rows_in
+from addon.ledger.sql import IN_VALUES, chunks, is_postgresql, rows_in
 from addon.ledger.stats import refresh_record_stats
 
 
@@ -269,6 +270,33 @@ def _companies_of_contacts(
 
 # ------------------------------------------------------------------ threads and conversations
 
+_LOCK_CONVERSATIONS = (
+    select(Conversation.id)
+    .where(Conversation.id.in_(IN_VALUES))
+    .order_by(Conversation.id)
+    .with_for_update()
+)
+
+
+def lock_conversations(session: Session, conversation_ids: Iterable[int | None]) -> None:
+    """Lock conversations (PostgreSQL row locks, in id order) until the transaction ends.
+
+    Ingest takes these locks before it reads a conversation's links and counts its new
+    messages; manual link, unlink and relinking take them before they change links and
+    recompute stats from the ledger. So of two such transactions on one conversation the
+    second waits for the first to commit and then sees its links and messages: a message
+    is never missed by both, nor counted by both. SQLite has a single writer already.
+
+    On PostgreSQL a new link or suppression row also takes a KEY SHARE lock on its
+    conversation (the foreign key), which conflicts with ingest's FOR UPDATE; the explicit
+    lock does not rely on that, covers an unlink that writes no row, and is taken before
+    the link is written, so the two never wait on each other in opposite orders.
+    """
+    ids = [c for c in conversation_ids if c is not None]
+    if ids and is_postgresql(session):
+        for _row in rows_in(session, _LOCK_CONVERSATIONS, ids):
+            pass
+
 
 def conversation_for_thread(
     session: Session, workspace_id: int, thread_id: str, member: Member | None = None
@@ -333,6 +361,7 @@ def unlink_manually(
     if not thread_id:
         return False
     conversation_id = conversation_for_thread(session, record.workspace_id, thread_id, member)
+    lock_conversations(session, [conversation_id])
     matches = ThreadLink.thread_id == thread_id
     if conversation_id is not None:
         matches = or_(matches, ThreadLink.conversation_id == conversation_id)

@@ -61,7 +61,7 @@ class LedgerInput:
             references=meta.header("references"),
             in_reply_to=meta.header("in-reply-to"),
             label_ids=meta.label_ids,
-            internal_date=internal_date,
+            internal_date=internal_date or meta.internal_date,
         )
 
 
@@ -158,6 +158,13 @@ def synthetic_key(sender: str, date: str, subject: str, gmail_id: str = "") -> s
     return f"synthetic:{digest[:40]}"
 
 
+def message_key(item: LedgerInput) -> str:
+    """The ledger key of an input: its Message-ID, else the synthetic key."""
+    return edge_ids(item.message_id)[0] or synthetic_key(
+        item.sender, item.date, item.subject, item.gmail_id
+    )
+
+
 def parse_date(header: str) -> datetime | None:
     """The Date header as an aware UTC datetime, or None when unreadable."""
     match = _DATE_RE.match(header)
@@ -251,9 +258,7 @@ def parse_input(item: LedgerInput, policy: LinkPolicy) -> ParsedMessage | str:
     if sent_at is None:
         return "no readable date"
     from_email = next((email for role, email in participants if role == "from"), "")
-    key = edge_ids(item.message_id)[0] or synthetic_key(
-        item.sender, item.date, item.subject, item.gmail_id
-    )
+    key = message_key(item)
     first_ref, last_ref = edge_ids(item.references)
     in_reply_to = edge_ids(item.in_reply_to)[0]
     root = first_ref or in_reply_to or key

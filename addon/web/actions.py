@@ -153,8 +153,9 @@ def create_record(req: AddonRequest) -> Result:
         if folder.key == "deals" and linked.folder.key == "contacts":
             form["contacts"] = [f"#{linked.id}"]
     try:
-        # The open thread is not linked silently: the new record's card offers
-        # "Link this thread", so the rep decides.
+        # The open thread is linked only when the email ledger links it (a new contact
+        # picks up the recorded conversations of its addresses); otherwise the new
+        # record's card offers "Link this thread", so the rep decides.
         record = save_record(
             req.session,
             req.member,

@@ -10,6 +10,7 @@ from addon.auth.roles import can
 from addon.cards import records as record_cards
 from addon.crm.models import Folder, Member, Record, SavedView
 from addon.crm.records import RecordNotFound, load_detail
+from addon.crm.timeline import record_timeline
 from addon.crm.views import ViewError, get_view
 from addon.crm.workspaces import folders_by_key
 from addon.web.events import AddonRequest
@@ -31,8 +32,8 @@ def members_of(req: AddonRequest) -> list[Member]:
     )
 
 
-def record_card_for(req: AddonRequest, record: Record) -> dict[str, Any]:
-    """A record's full card for the caller, in their locale and zone."""
+def record_card_for(req: AddonRequest, record: Record, *, timeline_page: int = 0) -> dict[str, Any]:
+    """A record's full card for the caller, in their locale and zone, with a timeline page."""
     return record_cards.record_card(
         req.actions,
         load_detail(req.session, record),
@@ -42,6 +43,7 @@ def record_card_for(req: AddonRequest, record: Record) -> dict[str, Any]:
         can_delete=can(req.member, "delete"),
         locale=req.locale,
         tz=req.timezone,
+        timeline=record_timeline(req.session, record.workspace_id, record.id, timeline_page),
     )
 
 

@@ -16,6 +16,7 @@ from addon.crm.records import find_contacts_by_email, recent_records, recently_c
 from addon.crm.sidebar import build_message_context
 from addon.gmail.addresses import canonical_email
 from addon.gmail.client import GmailError, MessageMeta, run_in_background
+from addon.ledger.opens import record_open
 from addon.web.events import AddonRequest, addon_endpoint, mailbox_for
 from addon.web.view_actions import homepage_views
 
@@ -65,8 +66,15 @@ def gmail_message(req: AddonRequest) -> dict[str, Any]:
         return trigger_card(
             error_card("Could not read this message", f"{exc}. Try reopening the message.")
         )
+    # The open message and its thread enter the email ledger (links, stats) before the
+    # card is built, so the card shows what they changed.
+    opened = record_open(req.session, req.member, meta, req.mailbox().get_thread_metadata)
     context = build_message_context(
-        req.session, req.member, thread_id=meta.thread_id or req.thread_id(), headers=meta.headers
+        req.session,
+        req.member,
+        thread_id=meta.thread_id or req.thread_id(),
+        headers=meta.headers,
+        conversation_id=opened.conversation_id,
     )
     return trigger_card(message_card(req.actions, context, locale=req.locale, tz=req.timezone))
 
