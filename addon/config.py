@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "TOKEN_KEYS": "",
     # Least severity written to the JSON logs on stderr (DEBUG, INFO, WARNING, ERROR).
     "LOG_LEVEL": "INFO",
+    # Where work deferred past a request's answer runs (addon.deferred): "background"
+    # (a thread pool, after the answer) or "inline" (before the answer; tests).
+    "DEFERRED_WORK": "background",
 }
 
 _BOOLEAN_KEYS = {"DEV"}

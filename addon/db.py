@@ -59,15 +59,26 @@ def init_app(app: Flask) -> None:
     def _finish_transaction(response: Response) -> Response:
         # The single place a request's work is committed: services only flush.
         # Anything but a success rolls back, so a refused request changes nothing.
+        # Deferred work (addon.deferred) starts only once the request's own writes are in.
+        from addon.deferred import discard_deferred, run_deferred
+
         session: Session | None = g.pop("db_session", None)
+        succeeded = response.status_code < 400 and not g.get("db_rollback", False)
         if session is not None:
             try:
-                if response.status_code < 400 and not g.get("db_rollback", False):
+                if succeeded:
                     session.commit()
                 else:
                     session.rollback()
+            except BaseException:
+                discard_deferred()
+                raise
             finally:
                 session.close()
+        if succeeded:
+            run_deferred(app)
+        else:
+            discard_deferred()
         return response
 
     @app.teardown_request

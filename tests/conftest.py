@@ -121,6 +121,8 @@ def app(session_factory: sessionmaker[Session], gmail_server: FakeGmailServer) -
             "GOOGLE_CERTS_URL": gmail_server.certs_url,
             "GMAIL_API_URL": gmail_server.url,
             "SECRET_KEY": "test-secret",
+            # Deferred work (addon.deferred) runs before the answer, so tests see it.
+            "DEFERRED_WORK": "inline",
             # Key-rotation tests force refetches back to back; the gap has its own test.
             "CERTS_MIN_REFRESH_SECONDS": 0,
         }

@@ -79,8 +79,10 @@ def test_an_open_records_the_thread_links_it_and_counts_stats(
     ]
     stats = stored_stats(db, crm.member.workspace_id)[ann.id]
     assert (stats.emails_received, stats.emails_sent, stats.threads) == (2, 1, 1)
-    # The card shows the link the open just made.
-    assert "Unlink thread" in button_texts(card)
+    # The thread was recorded after the answer (addon.deferred): the first card offers to
+    # link it, and from the next open on the card shows the automatic link.
+    assert "Link thread" in button_texts(card)
+    assert "Unlink thread" in button_texts(open_card(addon, "r3", "rep-1"))
 
 
 def test_repeated_opens_count_once_and_skip_the_thread_read(
@@ -227,8 +229,9 @@ def test_a_single_open_deal_is_linked_on_open(
         select(ThreadLink.reason).where(ThreadLink.record_id == pilot.id)
     ).scalar_one()
     assert reason == "single_open_deal"
-    assert line(card, "Pilot")["bottomLabel"] == "Linked to this thread"
     assert "Several open deals" not in all_text(card)
+    # Recorded after the first answer: the next open shows the deal linked.
+    assert line(open_card(addon, "r3", "rep-1"), "Pilot")["bottomLabel"] == "Linked to this thread"
 
 
 # ----------------------------------------------------------------------- concurrency

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
 from addon.crm.models import AuditEntry, Member, Record
@@ -62,13 +63,23 @@ def changed_values(
 
 
 def record_history(
-    session: Session, workspace_id: int, record_id: int, limit: int = 20, offset: int = 0
+    session: Session,
+    workspace_id: int,
+    record_id: int,
+    limit: int = 20,
+    offset: int = 0,
+    *,
+    exclude: Collection[str] = (),
 ) -> list[AuditEntry]:
-    """A record's audit entries, newest first."""
+    """A record's audit entries, newest first, less those of the `exclude` actions."""
     return list(
         session.execute(
             select(AuditEntry)
-            .where(AuditEntry.workspace_id == workspace_id, AuditEntry.record_id == record_id)
+            .where(
+                AuditEntry.workspace_id == workspace_id,
+                AuditEntry.record_id == record_id,
+                AuditEntry.action.not_in(exclude) if exclude else true(),
+            )
             .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
             .limit(limit)
             .offset(offset)

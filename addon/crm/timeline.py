@@ -123,7 +123,10 @@ def record_timeline(
     )
     entries += [
         TimelineEntry(CHANGE, as_utc(entry.created_at), entry.summary)
-        for entry in record_history(session, workspace_id, record_id, limit=wanted)
+        # A note's audit entry would repeat the note the timeline shows itself.
+        for entry in record_history(
+            session, workspace_id, record_id, limit=wanted, exclude=("note",)
+        )
     ]
     # Stable: at equal moments threads come before notes before changes.
     entries.sort(key=lambda e: e.at, reverse=True)

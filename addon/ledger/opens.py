@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from addon.crm.models import Member
+from addon.deferred import Work
 from addon.gmail.client import GmailError, MessageMeta
 from addon.ledger.ingest import IngestResult, record_messages
 from addon.ledger.models import LedgerMessage, ThreadMap
@@ -59,6 +60,34 @@ class OpenResult:
     ingest: IngestResult = field(default_factory=IngestResult)
 
 
+@dataclass(frozen=True)
+class OpenCheck:
+    """What the ledger already knows of an opened message (one statement)."""
+
+    # The conversation of the open thread as far as the ledger knows it, or None.
+    conversation_id: int | None
+    # False when the message and the member's thread are recorded: nothing to do.
+    needs_recording: bool
+
+
+def check_open(session: Session, member: Member, meta: MessageMeta) -> OpenCheck:
+    """Whether recording this open would add anything, and the thread's known conversation."""
+    if any(label in SKIPPED_LABELS for label in meta.label_ids):
+        return OpenCheck(None, False)  # drafts and spam are never recorded
+    thread_id = meta.thread_id if len(meta.thread_id) <= THREAD_ID_CHARS else ""
+    known_conversation, mapped = session.execute(
+        _KNOWN,
+        {
+            "workspace_id": member.workspace_id,
+            "key": message_key(LedgerInput.from_meta(meta)),
+            "member_id": member.id,
+            "thread_id": thread_id,
+        },
+    ).one()
+    done = known_conversation is not None and (mapped is not None or not thread_id)
+    return OpenCheck(mapped or known_conversation, not done)
+
+
 def record_open(
     session: Session,
     member: Member,
@@ -68,21 +97,12 @@ def record_open(
     clock: Clock = system_clock,
 ) -> OpenResult:
     """Record the open message and its thread unless the ledger has them; flushes only."""
-    if any(label in SKIPPED_LABELS for label in meta.label_ids):
-        return OpenResult()  # drafts and spam are never recorded
+    checked = check_open(session, member, meta)
+    if not checked.needs_recording:
+        return OpenResult(conversation_id=checked.conversation_id)
+    known_conversation = checked.conversation_id
     opened = LedgerInput.from_meta(meta)
     thread_id = meta.thread_id if len(meta.thread_id) <= THREAD_ID_CHARS else ""
-    known_conversation, mapped = session.execute(
-        _KNOWN,
-        {
-            "workspace_id": member.workspace_id,
-            "key": message_key(opened),
-            "member_id": member.id,
-            "thread_id": thread_id,
-        },
-    ).one()
-    if known_conversation is not None and (mapped is not None or not thread_id):
-        return OpenResult(conversation_id=mapped or known_conversation)
     result = OpenResult()
     inputs = [opened]
     if thread_id:
@@ -100,3 +120,14 @@ def record_open(
     result.ingest = record_messages(session, member, inputs, clock=clock)
     result.conversation_id = result.ingest.conversations.get(thread_id) or known_conversation
     return result
+
+
+def record_open_later(member_id: int, meta: MessageMeta, read_thread: ThreadReader) -> Work:
+    """The deferred form of record_open: runs with its own session after the request."""
+
+    def work(session: Session) -> None:
+        member = session.get(Member, member_id)
+        if member is not None:
+            record_open(session, member, meta, read_thread)
+
+    return work

@@ -14,9 +14,10 @@ from addon.cards.sidebar import homepage_card, message_card
 from addon.cards.widgets import card, decorated, esc, paragraph, section
 from addon.crm.records import find_contacts_by_email, recent_records, recently_created
 from addon.crm.sidebar import build_message_context
+from addon.deferred import defer
 from addon.gmail.addresses import canonical_email
 from addon.gmail.client import GmailError, MessageMeta, run_in_background
-from addon.ledger.opens import record_open
+from addon.ledger.opens import check_open, record_open_later
 from addon.web.events import AddonRequest, addon_endpoint, mailbox_for
 from addon.web.view_actions import homepage_views
 
@@ -66,9 +67,14 @@ def gmail_message(req: AddonRequest) -> dict[str, Any]:
         return trigger_card(
             error_card("Could not read this message", f"{exc}. Try reopening the message.")
         )
-    # The open message and its thread enter the email ledger (links, stats) before the
-    # card is built, so the card shows what they changed.
-    opened = record_open(req.session, req.member, meta, req.mailbox().get_thread_metadata)
+    # The open message and its thread enter the email ledger (links, stats). When the
+    # ledger has them already that is one statement; otherwise reading the thread and
+    # recording it is deferred past the answer (it costs several times the whole card),
+    # and the card shows the participants' records found by address meanwhile.
+    opened = check_open(req.session, req.member, meta)
+    if opened.needs_recording:
+        reader = req.mailbox().get_thread_metadata
+        defer(record_open_later(req.member.id, meta, reader), "record an opened thread")
     context = build_message_context(
         req.session,
         req.member,
