@@ -46,6 +46,8 @@ from addon.gmail.addresses import canonical_email, registrable_domain
 from addon.ledger.linking import conversation_for_thread, manual_link_added, unlink_manually
 
 FormData = Mapping[str, list[str]]
+# The member field Record.owner_member_id mirrors (see Record).
+OWNER_KEY = "owner"
 
 
 class RecordNotFound(LookupError):
@@ -277,6 +279,8 @@ class FormChecker:
         self.folder_key = folder.key
         self.fields = fields if fields is not None else folder_fields(session, folder.id)
         self.resolver = resolver or FormResolver(session, member.workspace_id)
+        # Locked fields are the admins' to change; anyone else's input for one is refused.
+        self.may_edit_locked = member.role == "admin"
         settings = member.workspace.settings
         self.rules = [
             FieldRule(
@@ -301,6 +305,10 @@ class FormChecker:
             if key not in form and (record is not None or rule.read_only):
                 continue
             raw = [str(v) for v in form.get(key, [])]
+            if rule.fdef.locked and not self.may_edit_locked:
+                if key in form and any(v.strip() for v in raw):
+                    errors[key] = "is locked: only admins can change it"
+                continue
             try:
                 value = resolver.parse(rule, raw)
             except FieldError as exc:
@@ -381,7 +389,12 @@ def save_record(
 
     created = record is None
     if record is None:
-        record = Record(workspace_id=workspace_id, folder_id=folder.id, created_by_id=member.id)
+        record = Record(
+            workspace_id=workspace_id,
+            folder_id=folder.id,
+            created_by_id=member.id,
+            owner_member_id=member.id,
+        )
         session.add(record)
         session.flush()
         for fdef in fields:
@@ -468,6 +481,9 @@ def is_blank(value: Any) -> bool:
 
 def write_value(session: Session, record: Record, fdef: FieldDef, value: Any) -> None:
     """Store (or clear) one field value with its view keys; flushes nothing."""
+    if fdef.key == OWNER_KEY and fdef.type == "user":
+        # No owner named: the record is its creator's.
+        record.owner_member_id = value if isinstance(value, int) else record.created_by_id
     existing = session.execute(
         select(FieldValue).where(FieldValue.record_id == record.id, FieldValue.field_id == fdef.id)
     ).scalar_one_or_none()
