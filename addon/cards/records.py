@@ -376,12 +376,14 @@ def record_form(
     typed: Mapping[str, list[str]] | None = None,
     locale: str = "en",
     tz: str | None = None,
+    edit_locked: bool = False,
 ) -> dict[str, Any]:
     """The create or edit form of a record, with any validation errors shown in place.
 
     `values` are stored (or pre-filled) values; `typed` is the submitted form, shown
     instead after a validation error so the user can correct what they typed. Computed
-    fields are shown as text; `locale` and `tz` are the user's, from the event.
+    fields are shown as text, and so are locked fields unless `edit_locked` (admins);
+    `locale` and `tz` are the user's, from the event.
     """
     values = values or {}
     errors = errors or {}
@@ -396,6 +398,12 @@ def record_form(
             # value must still be explained.
             if fdef.key in errors:
                 widgets.append(error_line(f"{fdef.label} {errors[fdef.key]}"))
+            continue
+        if fdef.locked and not edit_locked:
+            text = display_value(fdef, values.get(fdef.key), known, locale=locale, tz=tz or "UTC")
+            widgets.append(
+                decorated(esc(text or "—"), top=esc(fdef.label), bottom="Locked: admins only")
+            )
             continue
         if field_type(fdef.type).read_only:
             if detail is not None or fdef.type == "autonumber":

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Select,
     Text,
     and_,
@@ -806,16 +807,23 @@ def find_contacts_by_email(
 
 
 def find_contacts_on_thread(
-    session: Session, workspace_id: int, emails: Iterable[str], thread_id: str
+    session: Session,
+    workspace_id: int,
+    emails: Iterable[str],
+    thread_id: str,
+    *,
+    scope: ColumnElement[bool] | None = None,
 ) -> tuple[dict[str, Record], set[int]]:
-    """Contacts by address, and which of them the thread is linked to (one statement)."""
+    """Contacts by address (that `scope` lets the caller see), and which of them the
+    thread is linked to (one statement)."""
     wanted = list(dict.fromkeys(e for e in emails if e))
     if not wanted:
         return {}, set()
     params = {"workspace_id": workspace_id, "emails": wanted, "thread_id": thread_id}
     found: dict[str, Record] = {}
     linked: set[int] = set()
-    for email, record, is_linked in session.execute(_CONTACTS_BY_EMAIL, params):
+    statement = _CONTACTS_BY_EMAIL if scope is None else _CONTACTS_BY_EMAIL.where(scope)
+    for email, record, is_linked in session.execute(statement, params):
         found.setdefault(email, record)
         if is_linked:
             linked.add(record.id)
@@ -866,23 +874,45 @@ def _open_deals_statement() -> Select[Record, Any, Any]:
 _OPEN_DEALS = _open_deals_statement()
 
 
-def open_deals_for(session: Session, record_ids: Iterable[int]) -> list[tuple[Record, Any, Any]]:
-    """Open deals linked to these contacts or companies, with stage and amount (one statement)."""
+def open_deals_for(
+    session: Session,
+    record_ids: Iterable[int],
+    *,
+    scope: ColumnElement[bool] | None = None,
+) -> list[tuple[Record, Any, Any]]:
+    """Open deals linked to these contacts or companies, with stage and amount (one
+    statement); `scope` keeps those the caller may see."""
     ids = list(record_ids)
     if not ids:
         return []
+    statement = _OPEN_DEALS if scope is None else _OPEN_DEALS.where(scope)
     return [
-        (deal, stage, amount) for deal, stage, amount in session.execute(_OPEN_DEALS, {"ids": ids})
+        (deal, stage, amount) for deal, stage, amount in session.execute(statement, {"ids": ids})
     ]
 
 
 def search_records(
-    session: Session, workspace_id: int, query: str, limit: int = 20
+    session: Session,
+    workspace_id: int,
+    query: str,
+    limit: int = 20,
+    *,
+    scope: ColumnElement[bool] | None = None,
 ) -> list[Record]:
-    """Records whose name starts with the query, or with this email or domain."""
+    """Records whose name starts with the query, or with this email or domain.
+
+    `scope` (addon.auth.roles.record_scope) keeps only the records the caller may see.
+    """
     text = " ".join(query.split()).lower()
     if not text:
         return []
+    if scope is not None:
+        found_all = search_records(session, workspace_id, query, limit * 5)
+        ids = [r.id for r in found_all]
+        visible = set(
+            session.execute(select(Record.id).where(Record.id.in_(ids), scope)).scalars()
+        )
+        return [r for r in found_all if r.id in visible][:limit]
     found: dict[int, Record] = {}
     email = canonical_email(text) if "@" in text else None
     if email:
@@ -934,25 +964,37 @@ def search_records(
     return list(found.values())[:limit]
 
 
-def recent_records(session: Session, member: Member, limit: int = 5) -> list[Record]:
-    """Records this member opened most recently."""
+def recent_records(
+    session: Session,
+    member: Member,
+    limit: int = 5,
+    *,
+    scope: ColumnElement[bool] | None = None,
+) -> list[Record]:
+    """Records this member opened most recently (that `scope` still lets them see)."""
     return list(
         session.execute(
             select(Record)
             .join(RecentView, RecentView.record_id == Record.id)
-            .where(RecentView.member_id == member.id)
+            .where(RecentView.member_id == member.id, true() if scope is None else scope)
             .order_by(RecentView.viewed_at.desc())
             .limit(limit)
         ).scalars()
     )
 
 
-def recently_created(session: Session, workspace_id: int, limit: int = 5) -> list[Record]:
-    """The workspace's newest records."""
+def recently_created(
+    session: Session,
+    workspace_id: int,
+    limit: int = 5,
+    *,
+    scope: ColumnElement[bool] | None = None,
+) -> list[Record]:
+    """The workspace's newest records (of those `scope` lets the caller see)."""
     return list(
         session.execute(
             select(Record)
-            .where(Record.workspace_id == workspace_id)
+            .where(Record.workspace_id == workspace_id, true() if scope is None else scope)
             .order_by(Record.created_at.desc(), Record.id.desc())
             .limit(limit)
         ).scalars()

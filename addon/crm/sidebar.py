@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
 from addon.crm.models import Member, Record
@@ -88,8 +89,13 @@ def build_message_context(
     thread_id: str,
     headers: Mapping[str, str],
     free_mail_extra: frozenset[str] = frozenset(),
+    scope: ColumnElement[bool] | None = None,
 ) -> MessageContext:
-    """Match the message's participants to CRM records and choose whom the card is about."""
+    """Match the message's participants to CRM records and choose whom the card is about.
+
+    `scope` (addon.auth.roles.record_scope) leaves out contacts and deals the member may
+    not see.
+    """
     own_domain = member.workspace.domain if not member.workspace.is_consumer else ""
     mailing_list = is_mailing_list(headers)
     senders = parse_address_list(headers.get("from"))
@@ -103,7 +109,11 @@ def build_message_context(
             automated = is_automated_sender(address.email) or (role == "from" and mailing_list)
             participants.append(Participant(address, role, automated=automated))
     contacts, linked_ids = find_contacts_on_thread(
-        session, member.workspace_id, [p.address.email for p in participants], thread_id
+        session,
+        member.workspace_id,
+        [p.address.email for p in participants],
+        thread_id,
+        scope=scope,
     )
     for person in participants:
         person.contact = contacts.get(person.address.email)
@@ -138,7 +148,9 @@ def build_message_context(
     if primary.contact is not None:
         context.detail = load_summary(session, primary.contact)
         company_ids = [r.id for r in context.detail.links.get("company", [])]
-        context.open_deals = open_deals_for(session, [primary.contact.id, *company_ids])
+        context.open_deals = open_deals_for(
+            session, [primary.contact.id, *company_ids], scope=scope
+        )
     elif primary.suggestible:
         context.company = suggest_company(session, member, primary.address.email, free_mail_extra)
     return context

@@ -465,10 +465,12 @@ def view_filter(
     definition: ViewDefinition,
     *,
     today: date | None = None,
+    visible: ColumnElement[bool] | None = None,
 ) -> ColumnElement[bool]:
-    """The WHERE clause selecting the view's records (always scoped to the folder)."""
+    """The WHERE clause selecting the view's records (always scoped to the folder, and to
+    `visible`: addon.auth.roles.record_scope of who is looking)."""
     tests = _compile(session, folder, definition, today)
-    scope = _scope(folder)
+    scope = _scope(folder, visible)
     if not tests:
         return scope
     clauses = [t.holds(Record.id) for t in tests]
@@ -476,8 +478,9 @@ def view_filter(
     return and_(scope, combined)
 
 
-def _scope(folder: Folder) -> ColumnElement[bool]:
-    return and_(Record.workspace_id == folder.workspace_id, Record.folder_id == folder.id)
+def _scope(folder: Folder, visible: ColumnElement[bool] | None = None) -> ColumnElement[bool]:
+    extra = [visible] if visible is not None else []
+    return and_(Record.workspace_id == folder.workspace_id, Record.folder_id == folder.id, *extra)
 
 
 def _compile(
@@ -492,20 +495,38 @@ def _compile(
 
 
 def view_record_ids(
-    session: Session, folder: Folder, definition: ViewDefinition, *, today: date | None = None
+    session: Session,
+    folder: Folder,
+    definition: ViewDefinition,
+    *,
+    today: date | None = None,
+    visible: ColumnElement[bool] | None = None,
 ) -> Select[int]:
     """A select of the ids of the view's records, for mass update, export and mail merge."""
-    return select(Record.id).where(view_filter(session, folder, definition, today=today))
+    return select(Record.id).where(
+        view_filter(session, folder, definition, today=today, visible=visible)
+    )
 
 
 def count_view(
-    session: Session, folder: Folder, definition: ViewDefinition, *, today: date | None = None
+    session: Session,
+    folder: Folder,
+    definition: ViewDefinition,
+    *,
+    today: date | None = None,
+    visible: ColumnElement[bool] | None = None,
 ) -> int:
-    """How many records the view holds."""
+    """How many records the view holds (of those `visible` lets the caller see)."""
     tests = _compile(session, folder, definition, today)
-    scope = _scope(folder)
+    scope = _scope(folder, visible)
     query: Select[Any]
-    if len(tests) > 1 and definition.match_any:
+    if visible is not None:
+        # The fast paths below start from field rows, outside the records table the
+        # visibility condition reads: count from the records instead.
+        query = select(func.count()).select_from(Record).where(
+            view_filter(session, folder, definition, today=today, visible=visible)
+        )
+    elif len(tests) > 1 and definition.match_any:
         # The union of each condition's records: set operations, no per-record OR.
         matching = union(*(t.record_ids(scope) for t in tests)).subquery()
         query = select(func.count()).select_from(matching)
@@ -537,9 +558,10 @@ def list_view(
     page: int = 0,
     page_size: int = PAGE_SIZE,
     today: date | None = None,
+    visible: ColumnElement[bool] | None = None,
 ) -> list[Record]:
     """One page of the view's records in its sort order (ties broken by id)."""
-    where = view_filter(session, folder, definition, today=today)
+    where = view_filter(session, folder, definition, today=today, visible=visible)
     query = select(Record).where(where)
     offset = max(0, page) * page_size
     key = definition.sort_field

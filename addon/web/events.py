@@ -124,6 +124,9 @@ class AddonRequest:
     # The user's locale ("de", "en-GB") and IANA time zone, for what cards display.
     locale: str = "en"
     timezone: str = "UTC"
+    # The permission the endpoint was registered with: what the record, folder and view
+    # loaders of addon/web/helpers.py check by default.
+    permission: str = "view"
 
     def param(self, name: str, default: str = "") -> str:
         """A parameter copied from the clicked action."""

@@ -46,6 +46,7 @@ def dispatch(req: AddonRequest, name: str) -> Result:
         response.status_code = 404
         return response
     permission, handler = entry
+    req.permission = permission
     try:
         require(req.member, permission)
         return handler(req)

@@ -13,7 +13,7 @@ from flask import g
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from addon.auth.roles import PermissionDenied, can
+from addon.auth.roles import PermissionDenied, can, record_scope
 from addon.cards import views as cards
 from addon.cards.responses import navigate, push, update
 from addon.cards.sidebar import homepage_card
@@ -33,7 +33,7 @@ from addon.crm.views import (
 )
 from addon.crm.workspaces import folder_fields
 from addon.web.events import AddonRequest
-from addon.web.helpers import view_for
+from addon.web.helpers import scope, view_for
 from addon.web.registry import Result, action
 
 HOMEPAGE_VIEWS = 20
@@ -54,8 +54,12 @@ def _active_folders(session: Session, workspace_id: int) -> list[Folder]:
     )
 
 
-def _counted(session: Session, pairs: list[tuple[SavedView, Folder]]) -> list[cards.ViewLine]:
-    """Views with their record counts; None for a view that no longer compiles."""
+def _counted(
+    session: Session, member: Member, pairs: list[tuple[SavedView, Folder]]
+) -> list[cards.ViewLine]:
+    """Views with the counts of their records the member may see; None for a view that no
+    longer compiles."""
+    visible = record_scope(session, member)
     fields: dict[int, list[FieldDef]] = {}
     lines: list[cards.ViewLine] = []
     for view, folder in pairs:
@@ -64,7 +68,10 @@ def _counted(session: Session, pairs: list[tuple[SavedView, Folder]]) -> list[ca
             fields[folder.id] = folder_fields(session, folder.id)
         try:
             count: int | None = count_view(
-                session, folder, parse_definition(fields[folder.id], view.definition)
+                session,
+                folder,
+                parse_definition(fields[folder.id], view.definition),
+                visible=visible,
             )
         except ViewError:
             count = None  # a field it uses was removed, or a value no longer parses
@@ -74,7 +81,9 @@ def _counted(session: Session, pairs: list[tuple[SavedView, Folder]]) -> list[ca
 
 def _lines(session: Session, member: Member) -> list[tuple[SavedView, Folder]]:
     """Visible views of active folders, grouped by folder (in folder order), then by name."""
-    folders = {f.id: f for f in _active_folders(session, member.workspace_id)}
+    folders = {
+        f.id: f for f in _active_folders(session, member.workspace_id) if can(member, "view", f)
+    }
     pairs = [
         (v, folders[v.folder_id]) for v in visible_views(session, member) if v.folder_id in folders
     ]
@@ -86,7 +95,7 @@ def homepage_views(session: Session, member: Member) -> tuple[list[cards.ViewLin
     """The views the homepage lists with their counts, and whether there are more."""
     pairs = _lines(session, member)
     # One count query per listed view: the cap keeps the homepage fast.
-    return _counted(session, pairs[:HOMEPAGE_VIEWS]), len(pairs) > HOMEPAGE_VIEWS
+    return _counted(session, member, pairs[:HOMEPAGE_VIEWS]), len(pairs) > HOMEPAGE_VIEWS
 
 
 def _homepage(req: AddonRequest) -> dict[str, Any]:
@@ -94,8 +103,8 @@ def _homepage(req: AddonRequest) -> dict[str, Any]:
     return homepage_card(
         req.actions,
         req.member,
-        recent=recent_records(req.session, req.member),
-        created=recently_created(req.session, req.member.workspace_id),
+        recent=recent_records(req.session, req.member, scope=scope(req)),
+        created=recently_created(req.session, req.member.workspace_id, scope=scope(req)),
         views=views,
         more_views=more,
     )
@@ -137,10 +146,13 @@ def _view_card(req: AddonRequest, view: SavedView, folder: Folder, page: int = 0
         )
     description = cards.describe_definition(definition, labels)
     try:
-        count = count_view(req.session, folder, definition)
+        visible = scope(req)
+        count = count_view(req.session, folder, definition, visible=visible)
         last_page = max(0, (count - 1) // VIEW_PAGE_SIZE)
         page = min(page, last_page)
-        records = list_view(req.session, folder, definition, page=page, page_size=VIEW_PAGE_SIZE)
+        records = list_view(
+            req.session, folder, definition, page=page, page_size=VIEW_PAGE_SIZE, visible=visible
+        )
     except ViewError as exc:
         return cards.view_card(
             req.actions, view, folder, description, None, allowed, error=str(exc)
@@ -165,7 +177,7 @@ def all_views(req: AddonRequest) -> Result:
     pairs = _lines(req.session, req.member)
     page = min(_page(req), max(0, (len(pairs) - 1) // VIEWS_PER_PAGE))
     chunk = pairs[page * VIEWS_PER_PAGE : (page + 1) * VIEWS_PER_PAGE]
-    lines = _counted(req.session, chunk)
+    lines = _counted(req.session, req.member, chunk)
     has_next = (page + 1) * VIEWS_PER_PAGE < len(pairs)
     return _shown(req, cards.all_views_card(req.actions, lines, page=page, has_next=has_next))
 
