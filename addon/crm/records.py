@@ -909,9 +909,7 @@ def search_records(
     if scope is not None:
         found_all = search_records(session, workspace_id, query, limit * 5)
         ids = [r.id for r in found_all]
-        visible = set(
-            session.execute(select(Record.id).where(Record.id.in_(ids), scope)).scalars()
-        )
+        visible = set(session.execute(select(Record.id).where(Record.id.in_(ids), scope)).scalars())
         return [r for r in found_all if r.id in visible][:limit]
     found: dict[int, Record] = {}
     email = canonical_email(text) if "@" in text else None

@@ -523,8 +523,10 @@ def count_view(
     if visible is not None:
         # The fast paths below start from field rows, outside the records table the
         # visibility condition reads: count from the records instead.
-        query = select(func.count()).select_from(Record).where(
-            view_filter(session, folder, definition, today=today, visible=visible)
+        query = (
+            select(func.count())
+            .select_from(Record)
+            .where(view_filter(session, folder, definition, today=today, visible=visible))
         )
     elif len(tests) > 1 and definition.match_any:
         # The union of each condition's records: set operations, no per-record OR.

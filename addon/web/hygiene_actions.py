@@ -121,9 +121,7 @@ def _visible(req: AddonRequest, candidates: list[cards.Candidate]) -> list[cards
     if visible is None or not candidates:
         return candidates
     ids = [c.record.id for c in candidates]
-    shown = set(
-        req.session.execute(select(Record.id).where(Record.id.in_(ids), visible)).scalars()
-    )
+    shown = set(req.session.execute(select(Record.id).where(Record.id.in_(ids), visible)).scalars())
     return [c for c in candidates if c.record.id in shown]
 
 
@@ -259,10 +257,7 @@ def _finder(
     if ticked is None:
         ticked = [
             r
-            for r in (
-                record_for(req, str(rid))
-                for rid in _ids(req.form.get("merge_ids", []))
-            )
+            for r in (record_for(req, str(rid)) for rid in _ids(req.form.get("merge_ids", [])))
             if r.folder_id == record.folder_id and r.id != record.id
         ]
     return cards.duplicates_card(
