@@ -210,7 +210,9 @@ CASES: dict[str, Callable[[World], Request]] = {
     "all_views": lambda w: _req(),
     "new_view": lambda w: _req({"folder": "contacts"}),
     "edit_view": lambda w: _req({"view_id": w.acme.view.id}),
-    "view_form": lambda w: _req({"view_id": w.acme.view.id, "rows": "1", "add": "1"}, _view_editor(w)),
+    "view_form": lambda w: _req(
+        {"view_id": w.acme.view.id, "rows": "1", "add": "1"}, _view_editor(w)
+    ),
     "save_view": lambda w: _req({"view_id": w.acme.view.id, "rows": "1"}, _view_editor(w)),
     "confirm_delete_view": lambda w: _req({"view_id": w.acme.view.id}),
     "delete_view": lambda w: _req({"view_id": w.acme.view.id}),

@@ -1,4 +1,4 @@
-"""Every registered action × every role: allowed or refused as the permission table says,
+"""Every registered action for every role: allowed or refused as the permission table says,
 and a refused call changes nothing."""
 
 from __future__ import annotations
@@ -80,9 +80,7 @@ def test_every_registered_action_has_a_case_and_an_expectation(app: Flask) -> No
     assert set(ACTIONS) == set(EXPECTED), set(ACTIONS) ^ set(EXPECTED)
 
 
-def _call(
-    app: Flask, tokens: TokenFactory, world: World, name: str, role: str
-) -> tuple[int, Any]:
+def _call(app: Flask, tokens: TokenFactory, world: World, name: str, role: str) -> tuple[int, Any]:
     client = client_for(app, tokens, ROLE_USERS[role])
     request = CASES[name](world)
     path = f"/actions/{name}"

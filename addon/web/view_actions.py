@@ -18,9 +18,10 @@ from addon.cards import views as cards
 from addon.cards.responses import navigate, push, update
 from addon.cards.sidebar import homepage_card
 from addon.crm.models import FieldDef, Folder, Member, SavedView
-from addon.crm.records import recent_records, recently_created
+from addon.crm.records import RecordNotFound, get_record, recent_records, recently_created
 from addon.crm.views import (
     MAX_CONDITIONS,
+    Condition,
     ViewDefinition,
     ViewError,
     count_view,
@@ -317,6 +318,20 @@ def view_form(req: AddonRequest) -> Result:
     return update(_editor(req, form, view=view))
 
 
+def _check_references(req: AddonRequest, fields: list[FieldDef], condition: Condition) -> None:
+    """Refuse a link condition naming a record ("#12") the caller's workspace lacks."""
+    fdef = next((f for f in fields if f.key == condition.field_key), None)
+    if fdef is None or fdef.type != "link":
+        return
+    for part in condition.value.split(","):
+        text = part.strip()
+        if text.startswith("#"):
+            try:
+                get_record(req.session, req.member.workspace_id, text[1:])
+            except RecordNotFound:
+                raise ViewError(f"record {text} was not found") from None
+
+
 def _check(req: AddonRequest, folder: Folder, form: cards.ViewForm) -> str | None:
     """Why the typed definition cannot be saved, or None; nothing is written here."""
     fields = folder_fields(req.session, folder.id)
@@ -332,6 +347,7 @@ def _check(req: AddonRequest, folder: Folder, form: cards.ViewForm) -> str | Non
         # targets): compile each condition alone to say which one is wrong.
         for number, condition in enumerate(definition.conditions, start=1):
             try:
+                _check_references(req, fields, condition)
                 view_filter(req.session, folder, ViewDefinition(conditions=[condition]))
             except ViewError as exc:
                 return f"condition {number}: {exc}"
