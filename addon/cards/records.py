@@ -404,6 +404,8 @@ def record_form(
             widgets.append(
                 decorated(esc(text or "—"), top=esc(fdef.label), bottom="Locked: admins only")
             )
+            if fdef.key in errors:
+                widgets.append(error_line(f"{fdef.label} {errors[fdef.key]}"))
             continue
         if field_type(fdef.type).read_only:
             if detail is not None or fdef.type == "autonumber":
