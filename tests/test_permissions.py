@@ -279,3 +279,30 @@ def test_hidden_records_are_counted_in_no_list(world: World, db: Session) -> Non
     ).all()
     assert visible == []
     assert record_scope(db, world.members["manager"]) is None
+
+
+def test_record_card_shows_the_owner_when_no_owner_field_does(
+    app: Flask, tokens: TokenFactory, world: World, db: Session
+) -> None:
+    manager = world.members["manager"]
+    project = save_record(db, manager, world.acme.folder, {"name": ["Launch"]})
+    admin = as_role(app, tokens, "admin")
+    card = card_of(admin.action("open_record", parameters={"record_id": str(project.id)}))
+    owner_line = [w for w in walk_decorated(card) if w.get("topLabel") == "Owner"]
+    assert [w["text"] for w in owner_line] == ["manager@acme.test"]
+    # A contact's owner field is shown once, as the field.
+    contact = save_record(
+        db, manager, world.folder("contacts"), {"first_name": ["Olga"], "owner": [manager.email]}
+    )
+    shown = texts(card_of(admin.action("open_record", parameters={"record_id": str(contact.id)})))
+    assert shown.count("manager@acme.test") == 1
+
+
+def walk_decorated(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every decoratedText widget of a card."""
+    return [
+        widget["decoratedText"]
+        for section in card.get("sections", [])
+        for widget in section.get("widgets", [])
+        if "decoratedText" in widget
+    ]

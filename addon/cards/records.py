@@ -102,6 +102,10 @@ def record_card(
         )
         if text:
             field_widgets.append(decorated(esc(text), top=esc(fdef.label)))
+    owner = detail.members.get(record.owner_member_id or 0)
+    owner_shown = any(f.key == "owner" and detail.values.get("owner") for f in detail.fields)
+    if owner is not None and not owner_shown:
+        field_widgets.append(decorated(esc(owner.email), top="Owner"))
     if not field_widgets:
         field_widgets.append(paragraph("<i>No details yet.</i>"))
 

@@ -745,6 +745,12 @@ def _load_detail(
     notes: list[Note] = []
     if not full:
         return RecordDetail(record, fields, values, links, related, threads, notes, members)
+    owner_id = record.owner_member_id
+    if owner_id is not None and owner_id not in members:
+        # Shown on the card when no owner field names the owner (e.g. a custom folder).
+        owner = session.get(Member, owner_id)
+        if owner is not None and owner.workspace_id == record.workspace_id:
+            members[owner_id] = owner
     incoming = session.execute(
         select(Record)
         .join(RecordRelation, Record.id == RecordRelation.from_record_id)
