@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -306,3 +307,57 @@ def walk_decorated(card: dict[str, Any]) -> list[dict[str, Any]]:
         for widget in section.get("widgets", [])
         if "decoratedText" in widget
     ]
+
+
+def test_mass_update_leaves_locked_fields_to_admins(
+    app: Flask, tokens: TokenFactory, world: World, db: Session
+) -> None:
+    _lock_stage(world, db)
+    manager = as_role(app, tokens, "manager")
+    view_id = str(world.acme.view.id)
+    form = json.dumps(card_of(manager.action("mass_update_form", parameters={"view_id": view_id})))
+    assert '"value": "lifecycle_stage"' not in form
+    before = snapshot(db)
+    preview = manager.action(
+        "mass_update_preview",
+        parameters={"view_id": view_id},
+        form={"field": "lifecycle_stage", "mode": "set", "value": "customer"},
+    )
+    assert "Lifecycle stage is locked: only admins can change it" in text_of(preview)
+    assert snapshot(db) == before
+    admin = as_role(app, tokens, "admin")
+    allowed = admin.action(
+        "mass_update_preview",
+        parameters={"view_id": view_id},
+        form={"field": "lifecycle_stage", "mode": "set", "value": "customer"},
+    )
+    assert "locked" not in text_of(allowed)
+
+
+def test_cli_import_and_export_follow_folder_rules(
+    app: Flask, world: World, db: Session, tmp_path: Path
+) -> None:
+    contacts = world.folder("contacts")
+    set_folder_permissions(db, world.members["admin"], contacts, {"create": ["admin"]})
+    path = tmp_path / "people.csv"
+    path.write_text("Name,Email\nAnn Lee,ann@x.com\n")
+    before = snapshot(db)
+    result = app.test_cli_runner().invoke(
+        args=["crm", "import", str(path), "--domain", "acme.test", "--as", ROLE_USERS["manager"]]
+    )
+    assert result.exit_code != 0
+    assert "does not allow you to create records in Contacts" in result.output
+    assert snapshot(db) == before
+
+    set_own_records_only(db, world.members["admin"], True)
+    save_record(db, world.members["rep"], contacts, {"first_name": ["Acme Own"]})
+    out = tmp_path / "out.csv"
+    result = app.test_cli_runner().invoke(
+        args=[
+            "crm", "export", "--domain", "acme.test", "--folder", "contacts",
+            "--as", ROLE_USERS["rep"], "-o", str(out),
+        ]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = out.read_text(encoding="utf-8-sig").strip().splitlines()
+    assert len(rows) == 2 and "Acme Own" in rows[1]
