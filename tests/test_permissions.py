@@ -24,7 +24,7 @@ from addon.crm.records import save_record
 from addon.crm.workspaces import folder_fields
 from addon.gmail.fake_server import FakeGmail, FakeMessage
 from tests.authz_support import ROLE_USERS, World, build_world, client_for, denied, snapshot
-from tests.cardread import card_of, cards_of, texts
+from tests.cardread import actions_in, card_of, cards_of, texts
 from tests.google_fakes import AddonClient, TokenFactory
 
 
@@ -361,3 +361,26 @@ def test_cli_import_and_export_follow_folder_rules(
     assert result.exit_code == 0, result.output
     rows = out.read_text(encoding="utf-8-sig").strip().splitlines()
     assert len(rows) == 2 and "Acme Own" in rows[1]
+
+
+def test_record_card_offers_only_what_the_viewer_may_do(
+    app: Flask, tokens: TokenFactory, world: World
+) -> None:
+    record_id = str(world.acme.contact.id)
+    names = {
+        role: {
+            a["name"]
+            for a in actions_in(
+                card_of(
+                    as_role(app, tokens, role).action(
+                        "open_record", parameters={"record_id": record_id, "thread_id": "t-9"}
+                    )
+                )
+            )
+        }
+        for role in ("viewer", "rep", "manager")
+    }
+    offered = {"edit_record", "link_thread", "unlink_thread", "new_note", "new_record"}
+    assert not names["viewer"] & (offered | {"find_duplicates"})
+    assert offered <= names["rep"] and "find_duplicates" not in names["rep"]
+    assert offered | {"find_duplicates"} <= names["manager"]

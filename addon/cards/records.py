@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -87,8 +87,17 @@ def record_card(
     can_merge: bool = False,
     locale: str = "en",
     tz: str = "UTC",
+    allowed: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """The full card of a contact, company, deal or custom record, in the viewer's locale."""
+    """The full card of a contact, company, deal or custom record, in the viewer's locale.
+
+    `allowed` names what the viewer may do here ("edit", "link", "note", "create_deal");
+    None offers everything. Buttons for anything else are left out.
+    """
+
+    def may(what: str) -> bool:
+        return allowed is None or what in allowed
+
     record = detail.record
     field_widgets: list[Widget] = []
     for fdef in detail.fields:
@@ -109,9 +118,11 @@ def record_card(
     if not field_widgets:
         field_widgets.append(paragraph("<i>No details yet.</i>"))
 
-    buttons = [button("Edit", actions.on_click("edit_record", record_id=record.id))]
+    buttons = []
+    if may("edit"):
+        buttons.append(button("Edit", actions.on_click("edit_record", record_id=record.id)))
     linked_here = thread_id is not None and any(t.thread_id == thread_id for t in detail.threads)
-    if thread_id and not linked_here:
+    if thread_id and not linked_here and may("link"):
         buttons.append(
             button(
                 "Link this thread",
@@ -121,8 +132,9 @@ def record_card(
                 filled=True,
             )
         )
-    buttons.append(button("Add note", actions.on_click("new_note", record_id=record.id)))
-    if record.folder.key in ("contacts", "companies"):
+    if may("note"):
+        buttons.append(button("Add note", actions.on_click("new_note", record_id=record.id)))
+    if record.folder.key in ("contacts", "companies") and may("create_deal"):
         buttons.append(
             button("New deal", actions.on_click("new_record", folder="deals", link_to=record.id))
         )
@@ -144,7 +156,9 @@ def record_card(
             side_button=button(
                 "Unlink",
                 actions.on_click("unlink_thread", record_id=record.id, thread_id=link.thread_id),
-            ),
+            )
+            if may("link")
+            else None,
         )
         for link in detail.threads
     ]
@@ -157,7 +171,7 @@ def record_card(
         for note in detail.notes
     ]
     sections = [
-        section([button_list(*buttons)]),
+        section([button_list(*buttons)] if buttons else []),
         section(field_widgets, "Details", collapsible=True, visible=8),
         section(related_widgets[:20], "Related", collapsible=True),
         section(thread_widgets, "Linked threads", collapsible=True),

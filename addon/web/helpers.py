@@ -33,14 +33,21 @@ def members_of(req: AddonRequest) -> list[Member]:
 
 def record_card_for(req: AddonRequest, record: Record) -> dict[str, Any]:
     """A record's full card for the caller, in their locale and zone."""
+    member = req.member
+    # The record itself was checked when it was loaded (record_for): its folder decides.
+    allowed = {what for what in ("edit", "link", "note") if can(member, what, record.folder)}
+    deals = folders_by_key(req.session, member.workspace_id).get("deals")
+    if deals is not None and can(member, "create", deals):
+        allowed.add("create_deal")
     return record_cards.record_card(
         req.actions,
         load_detail(req.session, record),
         thread_id=req.thread_id() or None,
         subject=req.param("subject"),
-        can_merge=can(req.member, "merge"),
+        can_merge=can(member, "merge", record.folder),
         locale=req.locale,
         tz=req.timezone,
+        allowed=allowed,
     )
 
 
