@@ -31,29 +31,36 @@ _OWNER_FIELD_VALUE = """
 
 def upgrade() -> None:
     """Apply this revision."""
-    with op.batch_alter_table("folders", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "permissions",
-                sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-                nullable=True,
-            )
-        )
-    with op.batch_alter_table("field_defs", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("locked", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-    with op.batch_alter_table("records", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("owner_member_id", sa.Integer(), nullable=True))
-        batch_op.create_foreign_key(
-            batch_op.f("fk_records_owner_member_id_members"),
+    # Plain ADD COLUMN, not batch mode: on SQLite batch mode copies and drops the table,
+    # which foreign keys from other tables (field values, records ...) forbid once a
+    # workspace has data.
+    op.add_column(
+        "folders",
+        sa.Column(
+            "permissions",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+    )
+    op.add_column(
+        "field_defs",
+        sa.Column("locked", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    if op.get_bind().dialect.name == "sqlite":
+        # SQLite adds a column's foreign key only inline, in ADD COLUMN itself.
+        op.execute("ALTER TABLE records ADD COLUMN owner_member_id INTEGER REFERENCES members (id)")
+    else:
+        op.add_column("records", sa.Column("owner_member_id", sa.Integer(), nullable=True))
+        op.create_foreign_key(
+            op.f("fk_records_owner_member_id_members"),
+            "records",
             "members",
             ["owner_member_id"],
             ["id"],
         )
-        batch_op.create_index(
-            "ix_records_workspace_owner", ["workspace_id", "owner_member_id"], unique=False
-        )
+    op.create_index(
+        "ix_records_workspace_owner", "records", ["workspace_id", "owner_member_id"], unique=False
+    )
     op.execute("UPDATE records SET owner_member_id = created_by_id")
     op.execute(
         "UPDATE records SET owner_member_id = CAST(("
@@ -66,11 +73,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Revert this revision."""
+    op.drop_index("ix_records_workspace_owner", table_name="records")
     with op.batch_alter_table("records", schema=None) as batch_op:
-        batch_op.drop_index("ix_records_workspace_owner")
-        batch_op.drop_constraint(
-            batch_op.f("fk_records_owner_member_id_members"), type_="foreignkey"
-        )
+        if op.get_bind().dialect.name != "sqlite":
+            batch_op.drop_constraint(
+                batch_op.f("fk_records_owner_member_id_members"), type_="foreignkey"
+            )
         batch_op.drop_column("owner_member_id")
     with op.batch_alter_table("field_defs", schema=None) as batch_op:
         batch_op.drop_column("locked")
