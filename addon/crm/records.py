@@ -912,31 +912,34 @@ def search_records(
     text = " ".join(query.split()).lower()
     if not text:
         return []
-    if scope is not None:
-        found_all = search_records(session, workspace_id, query, limit * 5)
-        ids = [r.id for r in found_all]
-        visible = set(session.execute(select(Record.id).where(Record.id.in_(ids), scope)).scalars())
-        return [r for r in found_all if r.id in visible][:limit]
+    visible = true() if scope is None else scope
     found: dict[int, Record] = {}
     email = canonical_email(text) if "@" in text else None
     if email:
-        found.update(
-            (r.id, r) for r in find_contacts_by_email(session, workspace_id, [email]).values()
-        )
+        contacts, _linked = find_contacts_on_thread(session, workspace_id, [email], "", scope=scope)
+        found.update((r.id, r) for r in contacts.values())
     domain = normalise_domain(text) if "." in text and " " not in text else None
     if domain:
         registrable = registrable_domain(domain) or domain
         by_domain = session.execute(
             select(Record)
             .join(RecordDomain, Record.id == RecordDomain.record_id)
-            .where(RecordDomain.workspace_id == workspace_id, RecordDomain.domain == registrable)
+            .where(
+                RecordDomain.workspace_id == workspace_id,
+                RecordDomain.domain == registrable,
+                visible,
+            )
             .limit(limit)
         ).scalars()
         found.update((r.id, r) for r in by_domain)
         by_email_domain = session.execute(
             select(Record)
             .join(RecordEmail, Record.id == RecordEmail.record_id)
-            .where(RecordEmail.workspace_id == workspace_id, RecordEmail.email.like(f"%@{domain}"))
+            .where(
+                RecordEmail.workspace_id == workspace_id,
+                RecordEmail.email.like(f"%@{domain}"),
+                visible,
+            )
             .limit(limit)
         ).scalars()
         found.update((r.id, r) for r in by_email_domain)
@@ -947,6 +950,7 @@ def search_records(
             Record.workspace_id == workspace_id,
             Record.search_key >= text,
             Record.search_key < text + "\uffff",
+            visible,
         )
         .order_by(Record.search_key)
         .limit(limit)
@@ -959,7 +963,7 @@ def search_records(
             select(Record)
             .join(RecordRelation, Record.id == RecordRelation.from_record_id)
             .join(Folder, Folder.id == Record.folder_id)
-            .where(RecordRelation.to_record_id.in_(company_ids), Folder.key == "contacts")
+            .where(RecordRelation.to_record_id.in_(company_ids), Folder.key == "contacts", visible)
             .order_by(Record.search_key)
             .limit(limit)
         ).scalars()
