@@ -12,7 +12,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from addon.auth.roles import PermissionDenied, require
+from addon.auth.roles import PermissionDenied, record_scope, require
 from addon.crm.csvio import FULL_NAME_KEY, decode_csv_bytes, write_csv
 from addon.crm.exports import ExportTable, export_rows
 from addon.crm.hygiene import duplicate_clusters
@@ -109,6 +109,14 @@ def _member(session: Session, workspace: Workspace, email: str, permission: str)
     return found
 
 
+def _allowed(member: Member, permission: str, folder: Folder) -> None:
+    """Refuse unless the folder's rules let the member do this there."""
+    try:
+        require(member, permission, folder)
+    except PermissionDenied as exc:
+        raise click.ClickException(f"{member.email}: {exc}") from None
+
+
 def _folder(session: Session, workspace: Workspace, key: str) -> Folder:
     folders = folders_by_key(session, workspace.id)
     if key not in folders:
@@ -200,6 +208,7 @@ def import_command(
         workspace = _workspace(session, domain)
         member = _member(session, workspace, as_email, "import")
         folder = _folder(session, workspace, folder_key)
+        _allowed(member, "import", folder)
         fields = folder_fields(session, folder.id)
         header = read_header(data)
         mapping: dict[int, str] | None = None
@@ -298,9 +307,13 @@ def export_command(domain: str, folder_key: str, view_ref: str, as_email: str, o
         workspace = _workspace(session, domain)
         member = _member(session, workspace, as_email, "export") if as_email else None
         folder = _folder(session, workspace, folder_key)
+        visible = None
+        if member is not None:
+            _allowed(member, "export", folder)
+            visible = record_scope(session, member)
         view = _find_view(session, workspace, member, folder, view_ref) if view_ref else None
         try:
-            table = export_rows(session, member, folder, view)
+            table = export_rows(session, member, folder, view, visible=visible)
         except ViewError as exc:
             raise click.ClickException(f"cannot export this view: {exc}") from None
         if output == "-":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -91,11 +91,18 @@ def record_card(
     locale: str = "en",
     tz: str = "UTC",
     timeline: TimelinePage | None = None,
+    allowed: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """The full card of a contact, company, deal or custom record, in the viewer's locale.
 
     With a `timeline` page, the timeline (threads, notes, changes) replaces the notes list.
+    `allowed` names what the viewer may do here ("edit", "link", "note", "create_deal");
+    None offers everything. Buttons for anything else are left out.
     """
+
+    def may(what: str) -> bool:
+        return allowed is None or what in allowed
+
     record = detail.record
     field_widgets: list[Widget] = []
     for fdef in detail.fields:
@@ -109,12 +116,18 @@ def record_card(
         )
         if text:
             field_widgets.append(decorated(esc(text), top=esc(fdef.label)))
+    owner = detail.members.get(record.owner_member_id or 0)
+    owner_shown = any(f.key == "owner" and detail.values.get("owner") for f in detail.fields)
+    if owner is not None and not owner_shown:
+        field_widgets.append(decorated(esc(owner.email), top="Owner"))
     if not field_widgets:
         field_widgets.append(paragraph("<i>No details yet.</i>"))
 
-    buttons = [button("Edit", actions.on_click("edit_record", record_id=record.id))]
+    buttons = []
+    if may("edit"):
+        buttons.append(button("Edit", actions.on_click("edit_record", record_id=record.id)))
     linked_here = thread_id is not None and any(t.thread_id == thread_id for t in detail.threads)
-    if thread_id and not linked_here:
+    if thread_id and not linked_here and may("link"):
         buttons.append(
             button(
                 "Link this thread",
@@ -124,8 +137,9 @@ def record_card(
                 filled=True,
             )
         )
-    buttons.append(button("Add note", actions.on_click("new_note", record_id=record.id)))
-    if record.folder.key in ("contacts", "companies"):
+    if may("note"):
+        buttons.append(button("Add note", actions.on_click("new_note", record_id=record.id)))
+    if record.folder.key in ("contacts", "companies") and may("create_deal"):
         buttons.append(
             button("New deal", actions.on_click("new_record", folder="deals", link_to=record.id))
         )
@@ -153,7 +167,9 @@ def record_card(
             side_button=button(
                 "Unlink",
                 actions.on_click("unlink_thread", record_id=record.id, thread_id=link.thread_id),
-            ),
+            )
+            if may("link")
+            else None,
         )
         for link in detail.threads
     ]
@@ -166,7 +182,7 @@ def record_card(
         for note in detail.notes
     ]
     sections = [
-        section([button_list(*buttons)]),
+        section([button_list(*buttons)] if buttons else []),
         section(field_widgets, "Details", collapsible=True, visible=8),
         section(related_widgets[:20], "Related", collapsible=True),
         section(thread_widgets, "Linked threads", collapsible=True),
@@ -391,12 +407,14 @@ def record_form(
     typed: Mapping[str, list[str]] | None = None,
     locale: str = "en",
     tz: str | None = None,
+    edit_locked: bool = False,
 ) -> dict[str, Any]:
     """The create or edit form of a record, with any validation errors shown in place.
 
     `values` are stored (or pre-filled) values; `typed` is the submitted form, shown
     instead after a validation error so the user can correct what they typed. Computed
-    fields are shown as text; `locale` and `tz` are the user's, from the event.
+    fields are shown as text, and so are locked fields unless `edit_locked` (admins);
+    `locale` and `tz` are the user's, from the event.
     """
     values = values or {}
     errors = errors or {}
@@ -409,6 +427,14 @@ def record_form(
         if fdef.type == "link" and fdef.options.get("many"):
             # Many-links are managed from the linked records' cards, but a refused
             # value must still be explained.
+            if fdef.key in errors:
+                widgets.append(error_line(f"{fdef.label} {errors[fdef.key]}"))
+            continue
+        if fdef.locked and not edit_locked:
+            text = display_value(fdef, values.get(fdef.key), known, locale=locale, tz=tz or "UTC")
+            widgets.append(
+                decorated(esc(text or "—"), top=esc(fdef.label), bottom="Locked: admins only")
+            )
             if fdef.key in errors:
                 widgets.append(error_line(f"{fdef.label} {errors[fdef.key]}"))
             continue

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from addon.crm.audit import record_audit
@@ -74,17 +74,22 @@ def _slug(text: str) -> str:
 
 
 def _record_ids(
-    session: Session, folder: Folder, view: SavedView | None
+    session: Session,
+    folder: Folder,
+    view: SavedView | None,
+    visible: ColumnElement[bool] | None = None,
 ) -> tuple[int, Iterator[list[Record]]]:
     """How many records, and the records page by page (the view's order, or creation order)."""
     if view is not None:
         definition = load_definition(session, view)
-        total = count_view(session, folder, definition)
+        total = count_view(session, folder, definition, visible=visible)
 
         def view_pages() -> Iterator[list[Record]]:
             page = 0
             while True:
-                records = list_view(session, folder, definition, page=page, page_size=PAGE_SIZE)
+                records = list_view(
+                    session, folder, definition, page=page, page_size=PAGE_SIZE, visible=visible
+                )
                 if records:
                     yield records
                 if len(records) < PAGE_SIZE:
@@ -93,7 +98,11 @@ def _record_ids(
 
         return total, view_pages()
 
-    scope = (Record.workspace_id == folder.workspace_id, Record.folder_id == folder.id)
+    scope = (
+        Record.workspace_id == folder.workspace_id,
+        Record.folder_id == folder.id,
+        *([visible] if visible is not None else []),
+    )
     total = int(
         session.execute(select(func.count()).select_from(Record).where(*scope)).scalar_one()
     )
@@ -159,19 +168,25 @@ def _rows(
 
 
 def export_rows(
-    session: Session, member: Member | None, folder: Folder, view: SavedView | None = None
+    session: Session,
+    member: Member | None,
+    folder: Folder,
+    view: SavedView | None = None,
+    *,
+    visible: ColumnElement[bool] | None = None,
 ) -> ExportTable:
     """The header and streamed rows of a folder or saved view, with an audit entry.
 
     `member` is who exports (None for the command line without --as); the caller checks
-    that the member may export and may see the view. Flushes only.
+    that the member may export and may see the view, and passes `visible`
+    (addon.auth.roles.record_scope) to leave out records hidden from them. Flushes only.
     """
     if view is not None and view.folder_id != folder.id:
         raise ValueError("the view belongs to another folder")
     if member is not None and member.workspace_id != folder.workspace_id:
         raise ValueError("the folder belongs to another workspace")
     fields = folder_fields(session, folder.id)
-    total, pages = _record_ids(session, folder, view)
+    total, pages = _record_ids(session, folder, view, visible)
     what = f"{folder.name} ({view.name})" if view is not None else folder.name
     record_audit(
         session,

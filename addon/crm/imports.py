@@ -61,6 +61,7 @@ from addon.crm.models import (
     utcnow,
 )
 from addon.crm.records import (
+    OWNER_KEY,
     FieldRule,
     FormChecker,
     FormResolver,
@@ -1008,6 +1009,7 @@ class _Importer:
                 entry.values[fdef.key] = compute_formula(fdef, fields, entry.values)
         now = utcnow()
         titles = [record_title(folder.key, entry.values) for entry in new]
+        owners = [_owner_id(entry.values, member.id) for entry in new]
         # PostgreSQL returns ids in parameter order in batches. SQLite would fall back to
         # one statement per row for that; its batches return ids in arbitrary order, but a
         # rowid is always one more than the largest so far, so sorted ids are in row order.
@@ -1022,10 +1024,11 @@ class _Importer:
                         "title": title,
                         "search_key": title.lower(),
                         "created_by_id": member.id,
+                        "owner_member_id": owner_id,
                         "created_at": now,
                         "updated_at": now,
                     }
-                    for title in titles
+                    for title, owner_id in zip(titles, owners, strict=True)
                 ],
             ).scalars()
         )
@@ -1225,3 +1228,9 @@ def import_csv(
     }
     session.flush()
     return report
+
+
+def _owner_id(values: dict[str, Any], creator_id: int) -> int | None:
+    """Record.owner_member_id of a new record: its owner field, else its creator."""
+    owner = values.get(OWNER_KEY)
+    return owner if isinstance(owner, int) else creator_id

@@ -133,9 +133,17 @@ def is_multi_valued(fdef: FieldDef) -> bool:
     return fdef.type in _MULTI_TYPES
 
 
-def editable_fields(session: Session, folder: Folder) -> list[FieldDef]:
-    """The folder's fields a mass update may change (computed fields excluded)."""
-    return [f for f in folder_fields(session, folder.id) if not field_type(f.type).read_only]
+def editable_fields(
+    session: Session, folder: Folder, member: Member | None = None
+) -> list[FieldDef]:
+    """The folder's fields a mass update (by `member`) may change: computed fields are
+    excluded, and locked fields unless the member is an admin."""
+    return [
+        f
+        for f in folder_fields(session, folder.id)
+        if not field_type(f.type).read_only
+        and not (f.locked and member is not None and member.role != "admin")
+    ]
 
 
 def modes_for(fdef: FieldDef | None) -> list[str]:
@@ -266,6 +274,8 @@ def _plan(
         raise MassUpdateError("choose a field to update")
     if fdef.type in _COMPUTED:
         raise MassUpdateError(f"{fdef.label} cannot be changed: {_COMPUTED[fdef.type]}")
+    if fdef.locked and member.role != "admin":
+        raise MassUpdateError(f"{fdef.label} is locked: only admins can change it")
     if mode not in MODES:
         raise MassUpdateError("choose what to do: set, clear or add to the field")
     if mode == "add" and not is_multi_valued(fdef):

@@ -77,6 +77,9 @@ class Folder(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
     # Deactivated folders keep their records but leave every list and form.
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Which roles may view, create, edit, delete here ({"create": ["admin", "manager"]});
+    # None, or an action left out, keeps the role table's default (addon/auth/policy.py).
+    permissions: Mapped[dict[str, list[str]] | None] = mapped_column(JSONValue)
 
 
 class FieldDef(Base):
@@ -98,6 +101,8 @@ class FieldDef(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
     # The next auto-number of this field; numbers are taken under a row lock, never reused.
     next_number: Mapped[int] = mapped_column(Integer, default=1)
+    # Editable by admins only: read-only in everyone else's forms, refused if forged.
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Record(Base):
@@ -108,6 +113,7 @@ class Record(Base):
         Index("ix_records_workspace_folder_created", "workspace_id", "folder_id", "created_at"),
         Index("ix_records_workspace_folder_updated", "workspace_id", "folder_id", "updated_at"),
         Index("ix_records_workspace_search", "workspace_id", "search_key"),
+        Index("ix_records_workspace_owner", "workspace_id", "owner_member_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -118,6 +124,9 @@ class Record(Base):
     # Lowercased title for case-insensitive prefix search on both databases.
     search_key: Mapped[str] = mapped_column(String(300), default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    # Who owns the record: the folder's "owner" field when it has one, else the creator.
+    # Reps restricted to their own records see those they own or a user field names.
+    owner_member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

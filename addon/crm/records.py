@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Select,
     Text,
     and_,
@@ -53,6 +54,8 @@ from addon.ledger.linking import (
 from addon.ledger.relink import emails_changed
 
 FormData = Mapping[str, list[str]]
+# The member field Record.owner_member_id mirrors (see Record).
+OWNER_KEY = "owner"
 
 
 class RecordNotFound(LookupError):
@@ -284,6 +287,8 @@ class FormChecker:
         self.folder_key = folder.key
         self.fields = fields if fields is not None else folder_fields(session, folder.id)
         self.resolver = resolver or FormResolver(session, member.workspace_id)
+        # Locked fields are the admins' to change; anyone else's input for one is refused.
+        self.may_edit_locked = member.role == "admin"
         settings = member.workspace.settings
         self.rules = [
             FieldRule(
@@ -308,6 +313,10 @@ class FormChecker:
             if key not in form and (record is not None or rule.read_only):
                 continue
             raw = [str(v) for v in form.get(key, [])]
+            if rule.fdef.locked and not self.may_edit_locked:
+                if key in form and any(v.strip() for v in raw):
+                    errors[key] = "is locked: only admins can change it"
+                continue
             try:
                 value = resolver.parse(rule, raw)
             except FieldError as exc:
@@ -390,7 +399,12 @@ def save_record(
 
     created = record is None
     if record is None:
-        record = Record(workspace_id=workspace_id, folder_id=folder.id, created_by_id=member.id)
+        record = Record(
+            workspace_id=workspace_id,
+            folder_id=folder.id,
+            created_by_id=member.id,
+            owner_member_id=member.id,
+        )
         session.add(record)
         session.flush()
         for fdef in fields:
@@ -483,6 +497,9 @@ def is_blank(value: Any) -> bool:
 
 def write_value(session: Session, record: Record, fdef: FieldDef, value: Any) -> None:
     """Store (or clear) one field value with its view keys; flushes nothing."""
+    if fdef.key == OWNER_KEY and fdef.type == "user":
+        # No owner named: the record is its creator's.
+        record.owner_member_id = value if isinstance(value, int) else record.created_by_id
     existing = session.execute(
         select(FieldValue).where(FieldValue.record_id == record.id, FieldValue.field_id == fdef.id)
     ).scalar_one_or_none()
@@ -745,6 +762,12 @@ def _load_detail(
     notes: list[Note] = []
     if not full:
         return RecordDetail(record, fields, values, links, related, threads, notes, members)
+    owner_id = record.owner_member_id
+    if owner_id is not None and owner_id not in members:
+        # Shown on the card when no owner field names the owner (e.g. a custom folder).
+        owner = session.get(Member, owner_id)
+        if owner is not None and owner.workspace_id == record.workspace_id:
+            members[owner_id] = owner
     incoming = session.execute(
         select(Record)
         .join(RecordRelation, Record.id == RecordRelation.from_record_id)
@@ -816,11 +839,11 @@ def find_contacts_on_thread(
     emails: Iterable[str],
     thread_id: str,
     conversation_id: int | None = None,
+    *,
+    scope: ColumnElement[bool] | None = None,
 ) -> tuple[dict[str, Record], set[int]]:
-    """Contacts by address, and which of them the thread (or its conversation) is linked to.
-
-    One statement.
-    """
+    """Contacts by address (that `scope` lets the caller see), and which of them the thread
+    (or its ledger conversation) is linked to. One statement."""
     wanted = list(dict.fromkeys(e for e in emails if e))
     if not wanted:
         return {}, set()
@@ -832,7 +855,8 @@ def find_contacts_on_thread(
     }
     found: dict[str, Record] = {}
     linked: set[int] = set()
-    for email, record, is_linked in session.execute(_CONTACTS_BY_EMAIL, params):
+    statement = _CONTACTS_BY_EMAIL if scope is None else _CONTACTS_BY_EMAIL.where(scope)
+    for email, record, is_linked in session.execute(statement, params):
         found.setdefault(email, record)
         if is_linked:
             linked.add(record.id)
@@ -895,25 +919,35 @@ def _open_deals_statement() -> Select[Record, Any, Any, bool]:
 _OPEN_DEALS = _open_deals_statement()
 
 
-def open_deals_for(session: Session, record_ids: Iterable[int]) -> list[tuple[Record, Any, Any]]:
-    """Open deals linked to these contacts or companies, with stage and amount (one statement)."""
-    return open_deals_on_thread(session, record_ids, "")[0]
+def open_deals_for(
+    session: Session,
+    record_ids: Iterable[int],
+    *,
+    scope: ColumnElement[bool] | None = None,
+) -> list[tuple[Record, Any, Any]]:
+    """Open deals linked to these contacts or companies, with stage and amount (one
+    statement); `scope` keeps those the caller may see."""
+    return open_deals_on_thread(session, record_ids, "", scope=scope)[0]
 
 
 def open_deals_on_thread(
-    session: Session, record_ids: Iterable[int], thread_id: str, conversation_id: int | None = None
+    session: Session,
+    record_ids: Iterable[int],
+    thread_id: str,
+    conversation_id: int | None = None,
+    *,
+    scope: ColumnElement[bool] | None = None,
 ) -> tuple[list[tuple[Record, Any, Any]], set[int]]:
-    """Open deals of these records (with stage and amount), and which are linked to the thread.
-
-    One statement.
-    """
+    """Open deals of these records (with stage and amount) that `scope` lets the caller
+    see, and which are linked to the thread. One statement."""
     ids = list(record_ids)
     if not ids:
         return [], set()
     params = {"ids": ids, "thread_id": thread_id, "conversation_id": conversation_id}
+    statement = _OPEN_DEALS if scope is None else _OPEN_DEALS.where(scope)
     deals: list[tuple[Record, Any, Any]] = []
     linked: set[int] = set()
-    for deal, stage, amount, on_thread in session.execute(_OPEN_DEALS, params):
+    for deal, stage, amount, on_thread in session.execute(statement, params):
         deals.append((deal, stage, amount))
         if on_thread:
             linked.add(deal.id)
@@ -921,32 +955,48 @@ def open_deals_on_thread(
 
 
 def search_records(
-    session: Session, workspace_id: int, query: str, limit: int = 20
+    session: Session,
+    workspace_id: int,
+    query: str,
+    limit: int = 20,
+    *,
+    scope: ColumnElement[bool] | None = None,
 ) -> list[Record]:
-    """Records whose name starts with the query, or with this email or domain."""
+    """Records whose name starts with the query, or with this email or domain.
+
+    `scope` (addon.auth.roles.record_scope) keeps only the records the caller may see.
+    """
     text = " ".join(query.split()).lower()
     if not text:
         return []
+    visible = true() if scope is None else scope
     found: dict[int, Record] = {}
     email = canonical_email(text) if "@" in text else None
     if email:
-        found.update(
-            (r.id, r) for r in find_contacts_by_email(session, workspace_id, [email]).values()
-        )
+        contacts, _linked = find_contacts_on_thread(session, workspace_id, [email], "", scope=scope)
+        found.update((r.id, r) for r in contacts.values())
     domain = normalise_domain(text) if "." in text and " " not in text else None
     if domain:
         registrable = registrable_domain(domain) or domain
         by_domain = session.execute(
             select(Record)
             .join(RecordDomain, Record.id == RecordDomain.record_id)
-            .where(RecordDomain.workspace_id == workspace_id, RecordDomain.domain == registrable)
+            .where(
+                RecordDomain.workspace_id == workspace_id,
+                RecordDomain.domain == registrable,
+                visible,
+            )
             .limit(limit)
         ).scalars()
         found.update((r.id, r) for r in by_domain)
         by_email_domain = session.execute(
             select(Record)
             .join(RecordEmail, Record.id == RecordEmail.record_id)
-            .where(RecordEmail.workspace_id == workspace_id, RecordEmail.email.like(f"%@{domain}"))
+            .where(
+                RecordEmail.workspace_id == workspace_id,
+                RecordEmail.email.like(f"%@{domain}"),
+                visible,
+            )
             .limit(limit)
         ).scalars()
         found.update((r.id, r) for r in by_email_domain)
@@ -957,6 +1007,7 @@ def search_records(
             Record.workspace_id == workspace_id,
             Record.search_key >= text,
             Record.search_key < text + "\uffff",
+            visible,
         )
         .order_by(Record.search_key)
         .limit(limit)
@@ -969,7 +1020,7 @@ def search_records(
             select(Record)
             .join(RecordRelation, Record.id == RecordRelation.from_record_id)
             .join(Folder, Folder.id == Record.folder_id)
-            .where(RecordRelation.to_record_id.in_(company_ids), Folder.key == "contacts")
+            .where(RecordRelation.to_record_id.in_(company_ids), Folder.key == "contacts", visible)
             .order_by(Record.search_key)
             .limit(limit)
         ).scalars()
@@ -978,25 +1029,37 @@ def search_records(
     return list(found.values())[:limit]
 
 
-def recent_records(session: Session, member: Member, limit: int = 5) -> list[Record]:
-    """Records this member opened most recently."""
+def recent_records(
+    session: Session,
+    member: Member,
+    limit: int = 5,
+    *,
+    scope: ColumnElement[bool] | None = None,
+) -> list[Record]:
+    """Records this member opened most recently (that `scope` still lets them see)."""
     return list(
         session.execute(
             select(Record)
             .join(RecentView, RecentView.record_id == Record.id)
-            .where(RecentView.member_id == member.id)
+            .where(RecentView.member_id == member.id, true() if scope is None else scope)
             .order_by(RecentView.viewed_at.desc())
             .limit(limit)
         ).scalars()
     )
 
 
-def recently_created(session: Session, workspace_id: int, limit: int = 5) -> list[Record]:
-    """The workspace's newest records."""
+def recently_created(
+    session: Session,
+    workspace_id: int,
+    limit: int = 5,
+    *,
+    scope: ColumnElement[bool] | None = None,
+) -> list[Record]:
+    """The workspace's newest records (of those `scope` lets the caller see)."""
     return list(
         session.execute(
             select(Record)
-            .where(Record.workspace_id == workspace_id)
+            .where(Record.workspace_id == workspace_id, true() if scope is None else scope)
             .order_by(Record.created_at.desc(), Record.id.desc())
             .limit(limit)
         ).scalars()

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
 from addon.crm.models import Member, Record
@@ -102,11 +103,13 @@ def build_message_context(
     headers: Mapping[str, str],
     free_mail_extra: frozenset[str] = frozenset(),
     conversation_id: int | None = None,
+    scope: ColumnElement[bool] | None = None,
 ) -> MessageContext:
     """Match the message's participants to CRM records and choose whom the card is about.
 
     `conversation_id` is the thread's ledger conversation, so links made from a
-    teammate's copy of the thread count as links of this one.
+    teammate's copy of the thread count as links of this one. `scope`
+    (addon.auth.roles.record_scope) leaves out contacts and deals the member may not see.
     """
     own_domain = member.workspace.domain if not member.workspace.is_consumer else ""
     mailing_list = is_mailing_list(headers)
@@ -126,6 +129,7 @@ def build_message_context(
         [p.address.email for p in participants],
         thread_id,
         conversation_id,
+        scope=scope,
     )
     for person in participants:
         person.contact = contacts.get(person.address.email)
@@ -162,7 +166,7 @@ def build_message_context(
         context.detail = load_summary(session, primary.contact)
         company_ids = [r.id for r in context.detail.links.get("company", [])]
         context.open_deals, context.linked_deal_ids = open_deals_on_thread(
-            session, [primary.contact.id, *company_ids], thread_id, conversation_id
+            session, [primary.contact.id, *company_ids], thread_id, conversation_id, scope=scope
         )
     elif primary.suggestible:
         context.company = suggest_company(session, member, primary.address.email, free_mail_extra)

@@ -478,10 +478,12 @@ def view_filter(
     definition: ViewDefinition,
     *,
     today: date | None = None,
+    visible: ColumnElement[bool] | None = None,
 ) -> ColumnElement[bool]:
-    """The WHERE clause selecting the view's records (always scoped to the folder)."""
+    """The WHERE clause selecting the view's records (always scoped to the folder, and to
+    `visible`: addon.auth.roles.record_scope of who is looking)."""
     tests = _compile(session, folder, definition, today)
-    scope = _scope(folder)
+    scope = _scope(folder, visible)
     if not tests:
         return scope
     clauses = [t.holds(Record.id) for t in tests]
@@ -489,8 +491,9 @@ def view_filter(
     return and_(scope, combined)
 
 
-def _scope(folder: Folder) -> ColumnElement[bool]:
-    return and_(Record.workspace_id == folder.workspace_id, Record.folder_id == folder.id)
+def _scope(folder: Folder, visible: ColumnElement[bool] | None = None) -> ColumnElement[bool]:
+    extra = [visible] if visible is not None else []
+    return and_(Record.workspace_id == folder.workspace_id, Record.folder_id == folder.id, *extra)
 
 
 def _compile(
@@ -505,10 +508,17 @@ def _compile(
 
 
 def view_record_ids(
-    session: Session, folder: Folder, definition: ViewDefinition, *, today: date | None = None
+    session: Session,
+    folder: Folder,
+    definition: ViewDefinition,
+    *,
+    today: date | None = None,
+    visible: ColumnElement[bool] | None = None,
 ) -> Select[int]:
     """A select of the ids of the view's records, for mass update, export and mail merge."""
-    return select(Record.id).where(view_filter(session, folder, definition, today=today))
+    return select(Record.id).where(
+        view_filter(session, folder, definition, today=today, visible=visible)
+    )
 
 
 def count_view(
@@ -518,12 +528,20 @@ def count_view(
     *,
     today: date | None = None,
     cap: int | None = None,
+    visible: ColumnElement[bool] | None = None,
 ) -> int:
-    """How many records the view holds; with a cap, counting stops at cap + 1."""
+    """How many records the view holds (of those `visible` lets the caller see); with a
+    cap, counting stops at cap + 1."""
     tests = _compile(session, folder, definition, today)
-    scope = _scope(folder)
+    scope = _scope(folder, visible)
     ids: Select[Any] | CompoundSelect[Any]
-    if len(tests) > 1 and definition.match_any:
+    if visible is not None:
+        # The fast paths below start from field rows, outside the records table the
+        # visibility condition reads: count from the records instead.
+        ids = select(Record.id).where(
+            view_filter(session, folder, definition, today=today, visible=visible)
+        )
+    elif len(tests) > 1 and definition.match_any:
         # The union of each condition's records: set operations, no per-record OR.
         ids = union(*(t.record_ids(scope) for t in tests))
     elif driver := next((t for t in tests if t.drives), None):
@@ -550,10 +568,11 @@ def count_view_capped(
     *,
     today: date | None = None,
     cap: int | None = None,
+    visible: ColumnElement[bool] | None = None,
 ) -> tuple[int, bool]:
     """The view's record count up to `cap` (COUNT_CAP), and whether it holds more than that."""
     cap = COUNT_CAP if cap is None else cap
-    counted = count_view(session, folder, definition, today=today, cap=cap)
+    counted = count_view(session, folder, definition, today=today, cap=cap, visible=visible)
     return min(counted, cap), counted > cap
 
 
@@ -565,9 +584,10 @@ def list_view(
     page: int = 0,
     page_size: int = PAGE_SIZE,
     today: date | None = None,
+    visible: ColumnElement[bool] | None = None,
 ) -> list[Record]:
     """One page of the view's records in its sort order (ties broken by id)."""
-    where = view_filter(session, folder, definition, today=today)
+    where = view_filter(session, folder, definition, today=today, visible=visible)
     query = select(Record).where(where)
     offset = max(0, page) * page_size
     key = definition.sort_field

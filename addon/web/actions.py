@@ -18,7 +18,6 @@ from addon.crm.records import (
     RecordDetail,
     ValidationError,
     add_note,
-    get_record,
     link_thread,
     load_detail,
     mark_viewed,
@@ -29,7 +28,14 @@ from addon.crm.records import (
 from addon.crm.sidebar import contact_prefill
 from addon.crm.workspaces import folder_fields
 from addon.web.events import AddonRequest
-from addon.web.helpers import context_params, folder_for, members_of, record_card_for
+from addon.web.helpers import (
+    context_params,
+    folder_for,
+    members_of,
+    record_card_for,
+    record_for,
+    scope,
+)
 from addon.web.hygiene_actions import duplicate_warning, restore_form, unreadable_form
 from addon.web.registry import Result, action
 from addon.web.view_actions import homepage_views
@@ -39,7 +45,11 @@ from addon.web.view_actions import homepage_views
 def search(req: AddonRequest) -> Result:
     """Homepage search."""
     query = req.text("query").strip()
-    results = search_records(req.session, req.member.workspace_id, query) if query else None
+    results = (
+        search_records(req.session, req.member.workspace_id, query, scope=scope(req))
+        if query
+        else None
+    )
     views, more_views = homepage_views(req.session, req.member)
     return update(
         homepage_card(
@@ -56,7 +66,7 @@ def search(req: AddonRequest) -> Result:
 @action("open_record", "view")
 def open_record(req: AddonRequest) -> Result:
     """Push a record's card."""
-    record = get_record(req.session, req.member.workspace_id, req.param("record_id"))
+    record = record_for(req, req.param("record_id"))
     card = record_card_for(req, record)
     # Written last: on SQLite the write lock is then held only until the commit, not
     # while the card's reads run, so concurrent opens do not queue behind each other.
@@ -70,7 +80,7 @@ def new_record(req: AddonRequest) -> Result:
     folder = folder_for(req, req.param("folder"))
     values: dict[str, Any] = {}
     if req.param("link_to"):
-        linked = get_record(req.session, req.member.workspace_id, req.param("link_to"))
+        linked = record_for(req, req.param("link_to"), "view")
         if linked.folder.key == "companies":
             values["company"] = linked.title
     fields = folder_fields(req.session, folder.id)
@@ -84,6 +94,7 @@ def new_record(req: AddonRequest) -> Result:
             hidden=context_params(req),
             locale=req.locale,
             tz=req.timezone,
+            edit_locked=can(req.member, "admin"),
         )
     )
 
@@ -109,6 +120,7 @@ def new_contact(req: AddonRequest) -> Result:
             hidden=hidden,
             locale=req.locale,
             tz=req.timezone,
+            edit_locked=can(req.member, "admin"),
         )
     )
 
@@ -131,6 +143,7 @@ def _form_for_errors(
         typed=req.form,
         locale=req.locale,
         tz=req.timezone,
+        edit_locked=can(req.member, "admin"),
     )
     g.db_rollback = True
     return update(form)
@@ -149,7 +162,7 @@ def create_record(req: AddonRequest) -> Result:
         return unreadable_form()
     form = dict(req.form)
     if req.param("link_to"):
-        linked = get_record(req.session, req.member.workspace_id, req.param("link_to"))
+        linked = record_for(req, req.param("link_to"), "view")
         if folder.key == "deals" and linked.folder.key == "contacts":
             form["contacts"] = [f"#{linked.id}"]
     try:
@@ -177,7 +190,7 @@ def create_record(req: AddonRequest) -> Result:
 @action("edit_record", "edit")
 def edit_record(req: AddonRequest) -> Result:
     """Push the edit form of a record."""
-    record = get_record(req.session, req.member.workspace_id, req.param("record_id"))
+    record = record_for(req, req.param("record_id"))
     detail = load_detail(req.session, record)
     return push(
         record_cards.record_form(
@@ -189,6 +202,7 @@ def edit_record(req: AddonRequest) -> Result:
             detail=detail,
             locale=req.locale,
             tz=req.timezone,
+            edit_locked=can(req.member, "admin"),
         )
     )
 
@@ -199,13 +213,19 @@ def edit_record(req: AddonRequest) -> Result:
 _OMITTED_WHEN_EMPTY = frozenset({"checkbox", "multidropdown", "date", "datetime"})
 
 
-def _edited_form(detail: RecordDetail, submitted: dict[str, list[str]]) -> dict[str, list[str]]:
+def _edited_form(
+    detail: RecordDetail, submitted: dict[str, list[str]], *, edit_locked: bool
+) -> dict[str, list[str]]:
     """The submitted edit form as save_record should read it, so that an untouched form
     changes nothing."""
     form = dict(submitted)
     for fdef in detail.fields:
         stored = detail.values.get(fdef.key)
         given = form.get(fdef.key)
+        if fdef.locked and not edit_locked:
+            # Shown as text, so never submitted: an input for it was forged, and
+            # save_record refuses it.
+            continue
         if given is None:
             # A checkbox that was never set shows unticked; left so, it stays unknown.
             never_set_checkbox = fdef.type == "checkbox" and stored is None
@@ -231,8 +251,9 @@ def _edited_form(detail: RecordDetail, submitted: dict[str, list[str]]) -> dict[
 @action("update_record", "edit")
 def update_record(req: AddonRequest) -> Result:
     """Save an edited record; show the form again when input is invalid."""
-    record = get_record(req.session, req.member.workspace_id, req.param("record_id"))
-    form = _edited_form(load_detail(req.session, record, full=False), req.form)
+    record = record_for(req, req.param("record_id"))
+    detail = load_detail(req.session, record, full=False)
+    form = _edited_form(detail, req.form, edit_locked=can(req.member, "admin"))
     try:
         save_record(req.session, req.member, record.folder, form, record)
     except ValidationError as exc:
@@ -244,7 +265,11 @@ def update_record(req: AddonRequest) -> Result:
 def link_search(req: AddonRequest) -> Result:
     """Find any record to link the open thread to."""
     query = req.text("query").strip()
-    results = search_records(req.session, req.member.workspace_id, query) if query else []
+    results = (
+        search_records(req.session, req.member.workspace_id, query, scope=scope(req))
+        if query
+        else []
+    )
     picker = record_cards.link_picker(
         req.actions, req.thread_id(), req.param("subject"), query, results
     )
@@ -254,7 +279,7 @@ def link_search(req: AddonRequest) -> Result:
 @action("link_thread", "link")
 def link(req: AddonRequest) -> Result:
     """Link the open thread to a record; linking twice changes nothing."""
-    record = get_record(req.session, req.member.workspace_id, req.param("record_id"))
+    record = record_for(req, req.param("record_id"))
     try:
         created = link_thread(
             req.session, req.member, record, req.thread_id(), req.param("subject")
@@ -268,7 +293,7 @@ def link(req: AddonRequest) -> Result:
 @action("unlink_thread", "link")
 def unlink(req: AddonRequest) -> Result:
     """Remove a thread link from a record."""
-    record = get_record(req.session, req.member.workspace_id, req.param("record_id"))
+    record = record_for(req, req.param("record_id"))
     removed = unlink_thread(req.session, record, req.thread_id())
     return update(
         record_card_for(req, record),
@@ -280,14 +305,14 @@ def unlink(req: AddonRequest) -> Result:
 @action("new_note", "note")
 def new_note(req: AddonRequest) -> Result:
     """Push the note form."""
-    record = get_record(req.session, req.member.workspace_id, req.param("record_id"))
+    record = record_for(req, req.param("record_id"))
     return push(record_cards.note_form(req.actions, record))
 
 
 @action("create_note", "note")
 def create_note(req: AddonRequest) -> Result:
     """Save a note; an empty note shows the form again."""
-    record = get_record(req.session, req.member.workspace_id, req.param("record_id"))
+    record = record_for(req, req.param("record_id"))
     try:
         add_note(req.session, req.member, record, req.text("body"))
     except ValidationError as exc:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Response, current_app, g, jsonify, request
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from addon.auth.tokens import CertificateCache, TokenError, verify_id_token
 from addon.cards.widgets import Actions
@@ -24,6 +25,31 @@ from addon.gmail.client import GoogleMailbox, Mailbox
 
 class BadEvent(ValueError):
     """An event object that is not shaped as Google sends it."""
+
+
+# Google's events are a few kilobytes; a note or a pasted list stays far below this.
+MAX_EVENT_BYTES = 1024 * 1024
+# No database stores a NUL character (PostgreSQL refuses it in text) or half of a UTF-16
+# surrogate pair (nothing can encode it), and no user can type either.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def check_text(event: Any) -> None:
+    """Refuse an event whose keys or strings hold text nothing can store (BadEvent)."""
+    # Iterative: a deeply nested event must not exhaust the stack.
+    pending: list[tuple[Any, str]] = [(event, "event")]
+    while pending:
+        value, where = pending.pop()
+        if isinstance(value, str):
+            if _UNSTORABLE.search(value):
+                raise BadEvent(f"{where} holds a NUL character or invalid Unicode")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                name = f"{where}.{str(key)[:40]}"
+                pending.append((key, name))
+                pending.append((item, name))
+        elif isinstance(value, list):
+            pending.extend((item, where) for item in value)
 
 
 def _dict(value: Any, where: str) -> dict[str, Any]:
@@ -124,6 +150,9 @@ class AddonRequest:
     # The user's locale ("de", "en-GB") and IANA time zone, for what cards display.
     locale: str = "en"
     timezone: str = "UTC"
+    # The permission the endpoint was registered with: what the record, folder and view
+    # loaders of addon/web/helpers.py check by default.
+    permission: str = "view"
 
     def param(self, name: str, default: str = "") -> str:
         """A parameter copied from the clicked action."""
@@ -206,10 +235,17 @@ def authenticate(prefetch: Prefetch | None = None) -> AddonRequest | Response:
     # Compare the exact configured address; any other Google identity is refused.
     if not expected or system.get("email") != expected:
         return _refuse(401, "system token: not the add-on's service account")
-    event = request.get_json(silent=True)
+    request.max_content_length = MAX_EVENT_BYTES
+    try:
+        event = request.get_json(silent=True)
+    except RequestEntityTooLarge:
+        return _refuse(413, f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
+    except RecursionError:
+        return _refuse(400, "the event is nested too deeply")
     if not isinstance(event, dict):
         return _refuse(400, "the body must be a JSON event object")
     try:
+        check_text(event)
         common = _dict(event.get("commonEventObject"), "commonEventObject")
         auth = _dict(event.get("authorizationEventObject"), "authorizationEventObject")
         form = parse_form_inputs(common)

@@ -18,7 +18,7 @@ from flask import Response, current_app, g, jsonify
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
-from addon.auth.roles import PermissionDenied, require
+from addon.auth.roles import PermissionDenied, record_scope, require
 from addon.cards.records import error_card
 from addon.cards.responses import push
 from addon.crm.csvio import write_csv
@@ -26,8 +26,8 @@ from addon.crm.exports import export_rows
 from addon.crm.models import Folder, Member, SavedView
 from addon.crm.records import RecordNotFound
 from addon.crm.views import ViewError, count_view, get_view, load_definition
-from addon.crm.workspaces import folders_by_key
 from addon.web.events import AddonRequest
+from addon.web.helpers import folder_for, scope
 from addon.web.registry import Result, action, bp
 
 EXPORT_LINK_SECONDS = 600
@@ -72,12 +72,9 @@ def _target(req: AddonRequest) -> tuple[Folder, SavedView | None]:
         folder = session.get(Folder, view.folder_id)
         if folder is None:
             raise RecordNotFound(view_id)
+        require(member, "export", folder)
         return folder, view
-    key = req.param("folder")
-    found = folders_by_key(session, member.workspace_id).get(key)
-    if found is None:
-        raise RecordNotFound(key)
-    return found, None
+    return folder_for(req, req.param("folder")), None
 
 
 @action("export_view", "export")
@@ -91,7 +88,9 @@ def export_view(req: AddonRequest) -> Result:
         return push(error_card("Export unavailable", _sentence(str(exc))))
     if view is not None:
         try:
-            count = count_view(req.session, folder, load_definition(req.session, view))
+            count = count_view(
+                req.session, folder, load_definition(req.session, view), visible=scope(req)
+            )
         except ViewError as exc:
             g.db_rollback = True
             return push(error_card("Cannot export this view", _sentence(str(exc))))
@@ -147,6 +146,10 @@ def _checked(session: Session, data: dict[str, Any]) -> tuple[Member, Folder, Sa
     folder = session.get(Folder, data["f"])
     if folder is None or folder.workspace_id != member.workspace_id:
         raise ExportRefused("this folder no longer exists")
+    try:
+        require(member, "export", folder)
+    except PermissionDenied as exc:
+        raise ExportRefused(str(exc)) from None
     view = None
     if data.get("v") is not None:
         try:
@@ -168,7 +171,9 @@ def download_export(token: str) -> Response:
         data = _payload(token)
         member, folder, view = _checked(session, data)
         try:
-            table = export_rows(session, member, folder, view)
+            table = export_rows(
+                session, member, folder, view, visible=record_scope(session, member)
+            )
         except ViewError as exc:
             # A field the view filters on was removed since the link was made.
             raise ExportRefused(f"this view cannot be exported: {exc}") from None

@@ -16,6 +16,7 @@ from flask import g
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from addon.auth.roles import can
 from addon.cards import hygiene as cards
 from addon.cards import records as record_cards
 from addon.cards.responses import pop_and_update, push, update
@@ -23,13 +24,19 @@ from addon.crm.hygiene import MAX_MERGE, find_duplicates_for, merge_records
 from addon.crm.models import Folder, Record, RecordDomain, RecordEmail, RecordPhone
 from addon.crm.records import (
     ValidationError,
-    get_record,
     load_detail,
     search_records,
 )
 from addon.crm.workspaces import folder_fields
 from addon.web.events import AddonRequest
-from addon.web.helpers import context_params, folder_for, members_of, record_card_for
+from addon.web.helpers import (
+    context_params,
+    folder_for,
+    members_of,
+    record_card_for,
+    record_for,
+    scope,
+)
 from addon.web.registry import Result, action
 
 # Folders whose new records are checked for duplicates before they are saved.
@@ -108,6 +115,16 @@ def duplicates_of(session: Session, record: Record) -> list[cards.Candidate]:
     return found
 
 
+def _visible(req: AddonRequest, candidates: list[cards.Candidate]) -> list[cards.Candidate]:
+    """The candidates the caller may see (a restricted rep is not shown others' records)."""
+    visible = scope(req)
+    if visible is None or not candidates:
+        return candidates
+    ids = [c.record.id for c in candidates]
+    shown = set(req.session.execute(select(Record.id).where(Record.id.in_(ids), visible)).scalars())
+    return [c for c in candidates if c.record.id in shown]
+
+
 # ------------------------------------------------------------------------------ on create
 
 
@@ -143,7 +160,7 @@ def duplicate_warning(req: AddonRequest, folder: Folder, record: Record) -> Resu
     """
     if folder.key in _NOT_CHECKED:
         return None
-    candidates = duplicates_of(req.session, record)
+    candidates = _visible(req, duplicates_of(req.session, record))
     if not candidates:
         return None
     params = _carried(req, folder)
@@ -180,6 +197,7 @@ def duplicate_edit(req: AddonRequest) -> Result:
             typed=req.form,
             locale=req.locale,
             tz=req.timezone,
+            edit_locked=can(req.member, "admin"),
         )
     )
 
@@ -203,7 +221,7 @@ def _merge_set(req: AddonRequest, start: Record, ids: list[int]) -> list[Record]
     records = [start]
     for rid in ids:
         # A merged-away id resolves to its survivor, which may already be in the set.
-        other = get_record(req.session, req.member.workspace_id, rid)
+        other = record_for(req, str(rid))
         if all(other.id != r.id for r in records):
             records.append(other)
     if any(r.folder_id != start.folder_id for r in records):
@@ -231,22 +249,21 @@ def _finder(
     if query:
         results = [
             r
-            for r in search_records(req.session, req.member.workspace_id, query, limit=40)
+            for r in search_records(
+                req.session, req.member.workspace_id, query, limit=40, scope=scope(req)
+            )
             if r.folder_id == record.folder_id and r.id != record.id
         ][:20]
     if ticked is None:
         ticked = [
             r
-            for r in (
-                get_record(req.session, req.member.workspace_id, rid)
-                for rid in _ids(req.form.get("merge_ids", []))
-            )
+            for r in (record_for(req, str(rid)) for rid in _ids(req.form.get("merge_ids", [])))
             if r.folder_id == record.folder_id and r.id != record.id
         ]
     return cards.duplicates_card(
         req.actions,
         record,
-        duplicates_of(req.session, record),
+        _visible(req, duplicates_of(req.session, record)),
         query=query,
         results=results,
         ticked=ticked,
@@ -257,7 +274,7 @@ def _finder(
 @action("find_duplicates", "merge")
 def find_duplicates(req: AddonRequest) -> Result:
     """Records that may duplicate this one, plus a search, to tick and merge (record_id)."""
-    record = get_record(req.session, req.member.workspace_id, req.param("record_id"))
+    record = record_for(req, req.param("record_id"))
     built = _finder(req, record)
     return update(built) if req.param("nav") == "update" else push(built)
 
@@ -286,7 +303,7 @@ def _merge_card(
 @action("merge_form", "merge")
 def merge_form(req: AddonRequest) -> Result:
     """The merge card for the ticked records (record_id; form merge_ids)."""
-    start = get_record(req.session, req.member.workspace_id, req.param("record_id"))
+    start = record_for(req, req.param("record_id"))
     ids = _ids(req.form.get("merge_ids", []))
     try:
         records = _merge_set(req, start, ids)
@@ -302,7 +319,7 @@ def merge_form(req: AddonRequest) -> Result:
 @action("merge_records", "merge")
 def merge(req: AddonRequest) -> Result:
     """Merge the records (record_id, merge_ids) keeping the chosen record and values."""
-    start = get_record(req.session, req.member.workspace_id, req.param("record_id"))
+    start = record_for(req, req.param("record_id"))
     try:
         records = _merge_set(req, start, _ids([req.param("merge_ids")]))
     except ValidationError as exc:

@@ -52,7 +52,7 @@ def _form(
         view,
         folder,
         _count(req, view, folder),
-        editable_fields(req.session, folder),
+        editable_fields(req.session, folder, req.member),
         members_of(req),
         field_key=field_key,
         mode=mode,

@@ -46,12 +46,15 @@ def dispatch(req: AddonRequest, name: str) -> Result:
         response.status_code = 404
         return response
     permission, handler = entry
+    req.permission = permission
     try:
         require(req.member, permission)
         return handler(req)
     except PermissionDenied as exc:
         g.db_rollback = True
-        return push(error_card("Not allowed", str(exc).capitalize() + "."))
+        message = str(exc)
+        # Not str.capitalize(): it would lowercase the folder's name.
+        return push(error_card("Not allowed", message[:1].upper() + message[1:] + "."))
     except RecordNotFound:
         g.db_rollback = True
         response = jsonify({"error": "record not found in your workspace"})

@@ -7,12 +7,12 @@ from typing import Any
 
 from flask import Blueprint
 
-from addon.auth.roles import can
+from addon.auth.roles import can, record_scope
 from addon.cards.records import error_card
 from addon.cards.responses import trigger_card
 from addon.cards.sidebar import homepage_card, message_card
 from addon.cards.widgets import card, decorated, esc, paragraph, section
-from addon.crm.records import find_contacts_by_email, recent_records, recently_created
+from addon.crm.records import find_contacts_on_thread, recent_records, recently_created
 from addon.crm.sidebar import build_message_context
 from addon.deferred import defer
 from addon.gmail.addresses import canonical_email
@@ -32,12 +32,13 @@ def homepage(req: AddonRequest) -> dict[str, Any]:
     if not can(member, "view"):
         return trigger_card(error_card("Inbox CRM", "Your role does not allow viewing records."))
     views, more_views = homepage_views(req.session, member)
+    visible = record_scope(req.session, member)
     return trigger_card(
         homepage_card(
             req.actions,
             member,
-            recent=recent_records(req.session, member),
-            created=recently_created(req.session, member.workspace_id),
+            recent=recent_records(req.session, member, scope=visible),
+            created=recently_created(req.session, member.workspace_id, scope=visible),
             views=views,
             more_views=more_views,
         )
@@ -81,6 +82,7 @@ def gmail_message(req: AddonRequest) -> dict[str, Any]:
         thread_id=meta.thread_id or req.thread_id(),
         headers=meta.headers,
         conversation_id=opened.conversation_id,
+        scope=record_scope(req.session, req.member),
     )
     return trigger_card(message_card(req.actions, context, locale=req.locale, tz=req.timezone))
 
@@ -94,7 +96,15 @@ def gmail_compose(req: AddonRequest) -> dict[str, Any]:
         value = req.gmail.get(key) or []
         if isinstance(value, list):
             recipients += [e for e in (canonical_email(str(v)) for v in value) if e]
-    known = find_contacts_by_email(req.session, req.member.workspace_id, recipients)
+    if not can(req.member, "view"):
+        return trigger_card(error_card("Inbox CRM", "Your role does not allow viewing records."))
+    known, _linked = find_contacts_on_thread(
+        req.session,
+        req.member.workspace_id,
+        recipients,
+        "",
+        scope=record_scope(req.session, req.member),
+    )
     widgets = [
         decorated(
             esc(known[email].title if email in known else email),

@@ -13,14 +13,15 @@ from flask import g
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from addon.auth.roles import PermissionDenied, can
+from addon.auth.roles import PermissionDenied, can, record_scope
 from addon.cards import views as cards
 from addon.cards.responses import navigate, push, update
 from addon.cards.sidebar import homepage_card
 from addon.crm.models import FieldDef, Folder, Member, SavedView
-from addon.crm.records import recent_records, recently_created
+from addon.crm.records import RecordNotFound, get_record, recent_records, recently_created
 from addon.crm.views import (
     MAX_CONDITIONS,
+    Condition,
     ViewDefinition,
     ViewError,
     count_view_capped,
@@ -33,7 +34,7 @@ from addon.crm.views import (
 )
 from addon.crm.workspaces import folder_fields
 from addon.web.events import AddonRequest
-from addon.web.helpers import view_for
+from addon.web.helpers import scope, view_for
 from addon.web.registry import Result, action
 
 HOMEPAGE_VIEWS = 20
@@ -54,8 +55,12 @@ def _active_folders(session: Session, workspace_id: int) -> list[Folder]:
     )
 
 
-def _counted(session: Session, pairs: list[tuple[SavedView, Folder]]) -> list[cards.ViewLine]:
-    """Views with their record counts; None for a view that no longer compiles."""
+def _counted(
+    session: Session, member: Member, pairs: list[tuple[SavedView, Folder]]
+) -> list[cards.ViewLine]:
+    """Views with the counts of their records the member may see; None for a view that no
+    longer compiles."""
+    visible = record_scope(session, member)
     fields: dict[int, list[FieldDef]] = {}
     lines: list[cards.ViewLine] = []
     for view, folder in pairs:
@@ -64,7 +69,10 @@ def _counted(session: Session, pairs: list[tuple[SavedView, Folder]]) -> list[ca
             fields[folder.id] = folder_fields(session, folder.id)
         try:
             count, more = count_view_capped(
-                session, folder, parse_definition(fields[folder.id], view.definition)
+                session,
+                folder,
+                parse_definition(fields[folder.id], view.definition),
+                visible=visible,
             )
         except ViewError:
             # A field it uses was removed, or a value no longer parses.
@@ -76,7 +84,9 @@ def _counted(session: Session, pairs: list[tuple[SavedView, Folder]]) -> list[ca
 
 def _lines(session: Session, member: Member) -> list[tuple[SavedView, Folder]]:
     """Visible views of active folders, grouped by folder (in folder order), then by name."""
-    folders = {f.id: f for f in _active_folders(session, member.workspace_id)}
+    folders = {
+        f.id: f for f in _active_folders(session, member.workspace_id) if can(member, "view", f)
+    }
     pairs = [
         (v, folders[v.folder_id]) for v in visible_views(session, member) if v.folder_id in folders
     ]
@@ -88,7 +98,7 @@ def homepage_views(session: Session, member: Member) -> tuple[list[cards.ViewLin
     """The views the homepage lists with their counts, and whether there are more."""
     pairs = _lines(session, member)
     # One count query per listed view: the cap keeps the homepage fast.
-    return _counted(session, pairs[:HOMEPAGE_VIEWS]), len(pairs) > HOMEPAGE_VIEWS
+    return _counted(session, member, pairs[:HOMEPAGE_VIEWS]), len(pairs) > HOMEPAGE_VIEWS
 
 
 def _homepage(req: AddonRequest) -> dict[str, Any]:
@@ -96,8 +106,8 @@ def _homepage(req: AddonRequest) -> dict[str, Any]:
     return homepage_card(
         req.actions,
         req.member,
-        recent=recent_records(req.session, req.member),
-        created=recently_created(req.session, req.member.workspace_id),
+        recent=recent_records(req.session, req.member, scope=scope(req)),
+        created=recently_created(req.session, req.member.workspace_id, scope=scope(req)),
         views=views,
         more_views=more,
     )
@@ -139,10 +149,13 @@ def _view_card(req: AddonRequest, view: SavedView, folder: Folder, page: int = 0
         )
     description = cards.describe_definition(definition, labels)
     try:
-        count, more = count_view_capped(req.session, folder, definition)
+        visible = scope(req)
+        count, more = count_view_capped(req.session, folder, definition, visible=visible)
         if not more:
             page = min(page, max(0, (count - 1) // VIEW_PAGE_SIZE))
-        records = list_view(req.session, folder, definition, page=page, page_size=VIEW_PAGE_SIZE)
+        records = list_view(
+            req.session, folder, definition, page=page, page_size=VIEW_PAGE_SIZE, visible=visible
+        )
     except ViewError as exc:
         return cards.view_card(
             req.actions, view, folder, description, None, allowed, error=str(exc)
@@ -167,7 +180,7 @@ def all_views(req: AddonRequest) -> Result:
     pairs = _lines(req.session, req.member)
     page = min(_page(req), max(0, (len(pairs) - 1) // VIEWS_PER_PAGE))
     chunk = pairs[page * VIEWS_PER_PAGE : (page + 1) * VIEWS_PER_PAGE]
-    lines = _counted(req.session, chunk)
+    lines = _counted(req.session, req.member, chunk)
     has_next = (page + 1) * VIEWS_PER_PAGE < len(pairs)
     return _shown(req, cards.all_views_card(req.actions, lines, page=page, has_next=has_next))
 
@@ -307,6 +320,20 @@ def view_form(req: AddonRequest) -> Result:
     return update(_editor(req, form, view=view))
 
 
+def _check_references(req: AddonRequest, fields: list[FieldDef], condition: Condition) -> None:
+    """Refuse a link condition naming a record ("#12") the caller's workspace lacks."""
+    fdef = next((f for f in fields if f.key == condition.field_key), None)
+    if fdef is None or fdef.type != "link":
+        return
+    for part in condition.value.split(","):
+        text = part.strip()
+        if text.startswith("#"):
+            try:
+                get_record(req.session, req.member.workspace_id, text[1:])
+            except RecordNotFound:
+                raise ViewError(f"record {text} was not found") from None
+
+
 def _check(req: AddonRequest, folder: Folder, form: cards.ViewForm) -> str | None:
     """Why the typed definition cannot be saved, or None; nothing is written here."""
     fields = folder_fields(req.session, folder.id)
@@ -322,6 +349,7 @@ def _check(req: AddonRequest, folder: Folder, form: cards.ViewForm) -> str | Non
         # targets): compile each condition alone to say which one is wrong.
         for number, condition in enumerate(definition.conditions, start=1):
             try:
+                _check_references(req, fields, condition)
                 view_filter(req.session, folder, ViewDefinition(conditions=[condition]))
             except ViewError as exc:
                 return f"condition {number}: {exc}"

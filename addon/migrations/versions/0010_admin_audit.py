@@ -1,7 +1,7 @@
 """Administration: invitations, erased people, and audit log lookups by actor and action
 
 Revision ID: 0010_admin_audit
-Revises: 0008_web_forms
+Revises: 0009_permissions
 Create Date: 2026-11-23 22:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_admin_audit"
-down_revision = "0008_web_forms"
+down_revision = "0009_permissions"
 branch_labels = None
 depends_on = None
 
