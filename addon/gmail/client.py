@@ -203,6 +203,9 @@ class GoogleMailbox:
             raise GmailError(f"Gmail answered {status}") from exc
         except GoogleAuthError as exc:
             raise GmailError("Gmail refused the user's credentials") from exc
+        except UnicodeEncodeError as exc:
+            # HTTP headers are Latin-1: a token outside it cannot be a Google token.
+            raise GmailError("the event's Gmail tokens are not valid") from exc
         except (OSError, httplib2.HttpLib2Error) as exc:
             raise GmailError("Gmail could not be reached") from exc
 
