@@ -10,8 +10,9 @@ from addon.crm.models import Member
 #  import      CSV import into a folder
 #  export      CSV export of a view or folder
 #  share_view  save views every member of the workspace sees
+#  send_campaigns  mail merge: templates, campaigns, sending from one's own Gmail account
 _REP = frozenset({"view", "create", "edit", "link", "note", "export"})
-_MANAGER = _REP | {"delete", "merge", "bulk_edit", "import", "share_view"}
+_MANAGER = _REP | {"delete", "merge", "bulk_edit", "import", "share_view", "send_campaigns"}
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": _MANAGER | {"admin"},
     "manager": _MANAGER,
@@ -29,6 +30,7 @@ _ACTION_PHRASES = {
     "import": "import records",
     "export": "export records",
     "share_view": "share views with the workspace",
+    "send_campaigns": "send mail merge campaigns",
     "admin": "manage the workspace",
 }
 

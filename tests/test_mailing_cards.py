@@ -1,0 +1,294 @@
+"""Mail merge in the sidebar: the card builders, then the actions end to end."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from addon.cards import mailing as cards
+from addon.cards.widgets import Actions
+from tests.cardcheck import BASE_URL, check_card
+from tests.cardread import actions_in, texts
+
+ACTIONS = Actions(BASE_URL)
+PARIS = cards.Display(locale="en-GB", tz="Europe/Paris")
+
+
+def named(card: dict[str, Any], name: str) -> list[dict[str, str]]:
+    """The actions of a card calling `name`."""
+    return [a for a in actions_in(card) if a["name"] == name]
+
+
+def inputs(card: dict[str, Any]) -> dict[str, str]:
+    """Text inputs' values, selected items and pickers' values, by input name."""
+    found: dict[str, str] = {}
+    for section in card["sections"]:
+        for widget in section["widgets"]:
+            if "textInput" in widget:
+                found[widget["textInput"]["name"]] = widget["textInput"].get("value", "")
+            if "selectionInput" in widget:
+                body = widget["selectionInput"]
+                found[body["name"]] = ",".join(i["value"] for i in body["items"] if i["selected"])
+            if "dateTimePicker" in widget:
+                body = widget["dateTimePicker"]
+                found[body["name"]] = body.get("valueMsEpoch", "")
+            if "switchControl" in widget.get("decoratedText", {}):
+                control = widget["decoratedText"]["switchControl"]
+                found[control["name"]] = "on" if control["selected"] else ""
+    return found
+
+
+def buttons(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every button of a card (footer included) by its text."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "text" in node and "onClick" in node:
+                found[node["text"]] = node
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(card)
+    return found
+
+
+# --------------------------------------------------------------------------- pure cards
+
+FIELDS = [
+    cards.MergeField("first_name", "Contact · First name"),
+    cards.MergeField("company.name", "Company · Name"),
+]
+
+
+def test_template_editor_keeps_input_shows_error_and_merge_fields() -> None:
+    form = cards.TemplateForm("Intro", "Hi {{first_name", "Hello <b>", "")
+    built = cards.template_editor(
+        ACTIONS, form, FIELDS, template_id=7, error="subject, line 1, column 4: never closed"
+    )
+    check_card(built)
+    shown = inputs(built)
+    assert shown["tpl_name"] == "Intro"
+    assert shown["tpl_subject"] == "Hi {{first_name"
+    assert shown["tpl_text"] == "Hello <b>"
+    text = texts(built)
+    assert "Subject, line 1, column 4: never closed. Nothing was saved." in text
+    assert "{{first_name}}" in text and "{{company.name}}" in text
+    assert "Company · Name" in text
+    assert named(built, "mailing_save_template") == [
+        {"name": "mailing_save_template", "template_id": "7"}
+    ]
+
+
+def test_templates_list_opens_each_editor() -> None:
+    built = cards.templates_card(
+        ACTIONS, [cards.TemplateLine(1, "Intro", "Hi"), cards.TemplateLine(2, "Follow-up", "Re")]
+    )
+    check_card(built)
+    assert [a["template_id"] for a in named(built, "mailing_edit_template")] == ["1", "2"]
+    assert named(built, "mailing_new_template")
+    empty = cards.templates_card(ACTIONS, [])
+    check_card(empty)
+    assert "No templates yet." in texts(empty)
+
+
+def test_campaign_form_offers_views_templates_and_options() -> None:
+    form = cards.CampaignForm(
+        name="Spring",
+        view_id="3",
+        template_id="9",
+        cc="boss@acme.test",
+        human_gaps=True,
+        start_ms=1_790_000_000_000,
+    )
+    built = cards.campaign_form_card(
+        ACTIONS,
+        form,
+        [cards.Choice("3", "Leads"), cards.Choice("4", "Customers")],
+        [cards.Choice("9", "Intro")],
+        campaign_id=12,
+        error="choose a template",
+    )
+    check_card(built)
+    shown = inputs(built)
+    assert shown["cmp_view"] == "3" and shown["cmp_template"] == "9"
+    assert shown["cmp_cc"] == "boss@acme.test" and shown["cmp_gaps"] == "on"
+    assert shown["cmp_start"] == "1790000000000"
+    assert "Choose a template. Nothing was saved." in texts(built)
+    assert named(built, "mailing_save_campaign") == [
+        {"name": "mailing_save_campaign", "campaign_id": "12"}
+    ]
+
+
+def test_campaign_form_without_views_says_to_save_one() -> None:
+    built = cards.campaign_form_card(ACTIONS, cards.CampaignForm(), [], [cards.Choice("1", "T")])
+    check_card(built)
+    assert "No saved view of contacts yet" in texts(built)
+    assert "cmp_view" not in inputs(built)
+
+
+def _preview(**overrides: Any) -> cards.Preview:
+    values: dict[str, Any] = {
+        "campaign_id": 5,
+        "name": "Spring",
+        "view_name": "Leads",
+        "template_name": "Intro",
+        "included": 120,
+        "exclusions": [
+            cards.Exclusion("Ann (no email)", "no_email"),
+            cards.Exclusion("bob@x.test", "suppressed"),
+            cards.Exclusion("cat@x.test", "duplicate"),
+            cards.Exclusion("dan@x.test", "missing_value", "first_name"),
+        ],
+        "excluded": 4,
+        "picker": [cards.Choice(str(i), f"Person {i}") for i in range(50)],
+        "position": 3,
+        "message": cards.RenderedMessage(
+            to="Person 3 <p3@x.test>",
+            subject="Hi Person",
+            text="Hello\nthere <b>",
+            html="<p>Hello</p>",
+            cc="boss@acme.test",
+        ),
+    }
+    values.update(overrides)
+    return cards.Preview(**values)
+
+
+def test_preview_shows_count_exclusions_with_reasons_and_a_message() -> None:
+    built = cards.preview_card(ACTIONS, _preview(), display=PARIS)
+    check_card(built)
+    text = texts(built)
+    assert "<b>120 recipients</b>" in text
+    assert "4 contacts left out" in text
+    assert "No email address" in text
+    assert "Unsubscribed or bounced" in text
+    assert "Duplicate address" in text
+    assert "Missing merge value: first_name" in text
+    assert "Person 3 &lt;p3@x.test&gt;" in text
+    assert "Hello<br>there &lt;b&gt;" in text
+    assert "Message 4 of 120" in text
+    assert inputs(built)["recipient"] == "3"
+    assert [a["position"] for a in named(built, "mailing_preview") if "position" in a] == ["2", "4"]
+    assert named(built, "mailing_send_test")[0]["position"] == "3"
+    start = buttons(built)["Start sending"]
+    assert "disabled" not in start
+
+
+def test_preview_lists_a_bounded_number_of_exclusions() -> None:
+    many = [cards.Exclusion(f"p{i}@x.test", "duplicate") for i in range(250)]
+    built = cards.preview_card(ACTIONS, _preview(exclusions=many, excluded=250), display=PARIS)
+    check_card(built)
+    assert "… and 220 more." in texts(built)
+
+
+def test_preview_with_nobody_to_send_to_cannot_start() -> None:
+    built = cards.preview_card(
+        ACTIONS, _preview(included=0, picker=[], message=None), display=PARIS
+    )
+    check_card(built)
+    assert buttons(built)["Start sending"]["disabled"] is True
+    assert "<b>0 recipients</b>" in texts(built)
+
+
+def test_scheduled_preview_says_when_in_the_users_zone() -> None:
+    at = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
+    built = cards.preview_card(ACTIONS, _preview(scheduled_at=at), display=PARIS)
+    check_card(built)
+    assert "Starts 1 Dec 2026, 09:30" in texts(built)
+    assert "Schedule" in buttons(built)
+
+
+def _progress(**overrides: Any) -> cards.Progress:
+    values: dict[str, Any] = {
+        "campaign_id": 8,
+        "name": "Spring",
+        "status": "running",
+        "status_reason": None,
+        "sent": 1500,
+        "queued": 700,
+        "failed": 2,
+        "skipped": 11,
+        "next_send_at": datetime(2026, 12, 2, 7, 0, tzinfo=UTC),
+        "forecast_finish_at": datetime(2026, 12, 2, 19, 45, tzinfo=UTC),
+        "quota_used": 1500,
+        "quota_cap": 1500,
+    }
+    values.update(overrides)
+    return cards.Progress(**values)
+
+
+def test_progress_shows_counts_times_quota_and_controls() -> None:
+    built = cards.progress_card(ACTIONS, _progress(), display=PARIS)
+    check_card(built)
+    text = texts(built)
+    for expected in ("1,500", "700", "2", "11", "2,213 recipients in all"):
+        assert expected in text
+    assert "2 Dec 2026, 08:00" in text  # next send, Paris time
+    assert "2 Dec 2026, 20:45" in text  # forecast finish
+    assert "1,500 of 1,500 recipients" in text and "0 left in the window" in text
+    labels = buttons(built)
+    assert {"Refresh", "Pause", "Cancel campaign"} <= set(labels)
+    assert "Resume" not in labels
+    refresh = named(built, "mailing_progress")[0]
+    assert refresh == {"name": "mailing_progress", "campaign_id": "8", "nav": "update"}
+
+
+def test_paused_progress_says_why_and_offers_resume() -> None:
+    built = cards.progress_card(
+        ACTIONS,
+        _progress(status="paused", status_reason="Gmail revoked the sending permission"),
+        display=PARIS,
+    )
+    check_card(built)
+    assert "Gmail revoked the sending permission" in texts(built)
+    assert {"Resume", "Cancel campaign"} <= set(buttons(built))
+    assert "Pause" not in buttons(built)
+
+
+def test_finished_progress_has_no_controls_but_refresh() -> None:
+    built = cards.progress_card(
+        ACTIONS,
+        _progress(
+            status="completed",
+            queued=0,
+            finished_at=datetime(2026, 12, 3, tzinfo=UTC),
+            next_send_at=None,
+            forecast_finish_at=None,
+        ),
+        display=PARIS,
+    )
+    check_card(built)
+    assert set(buttons(built)) == {"Refresh"}
+    assert "Finished" in texts(built)
+
+
+def test_grant_card_explains_and_links_to_consent() -> None:
+    built = cards.grant_needed_card("https://addon.test/oauth/send?state=x")
+    check_card(built)
+    assert "send email on your behalf" in texts(built)
+    link = buttons(built)["Allow sending"]["onClick"]["openLink"]
+    assert link["url"] == "https://addon.test/oauth/send?state=x"
+    assert link["onClose"] == "RELOAD"
+    unset = cards.grant_needed_card(None)
+    check_card(unset)
+    assert "ask your administrator" in texts(unset)
+
+
+def test_home_lists_campaigns_and_needs_a_template_first() -> None:
+    lines = [
+        cards.CampaignLine(1, "Draft one", "draft"),
+        cards.CampaignLine(2, "Spring", "running", datetime(2026, 12, 1, tzinfo=UTC)),
+    ]
+    built = cards.mail_merge_home(ACTIONS, lines, display=PARIS, templates=0)
+    check_card(built)
+    assert named(built, "mailing_preview")[0]["campaign_id"] == "1"
+    assert named(built, "mailing_progress")[0]["campaign_id"] == "2"
+    assert buttons(built)["New campaign"]["disabled"] is True
+    ready = cards.mail_merge_home(ACTIONS, [], display=PARIS, templates=2)
+    check_card(ready)
+    assert "disabled" not in buttons(ready)["New campaign"]
+    assert "No campaigns yet." in texts(ready)
