@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from addon.cards import mailing as cards
 from addon.cards.widgets import Actions
+from addon.crm.models import Member
 from tests.cardcheck import BASE_URL, check_card
-from tests.cardread import actions_in, texts
+from tests.cardread import actions_in, card_of, texts
+from tests.google_fakes import AddonClient
 
 ACTIONS = Actions(BASE_URL)
 PARIS = cards.Display(locale="en-GB", tz="Europe/Paris")
@@ -292,3 +297,28 @@ def test_home_lists_campaigns_and_needs_a_template_first() -> None:
     check_card(ready)
     assert "disabled" not in buttons(ready)["New campaign"]
     assert "No campaigns yet." in texts(ready)
+
+
+# --------------------------------------------------------------------------- actions
+
+
+def member_client(addon: AddonClient, db: Session, email: str, role: str) -> AddonClient:
+    """Another member of acme.test with the given role."""
+    client = AddonClient(addon.client, addon.tokens, user=email, hd="acme.test")
+    client.post("/homepage")
+    member = db.execute(select(Member).where(Member.email == email)).scalar_one()
+    member.role = role
+    db.flush()
+    return client
+
+
+def test_homepage_offers_mail_merge_to_managers_not_to_reps_or_viewers(
+    addon: AddonClient, db: Session
+) -> None:
+    home = card_of(addon.post("/homepage"))
+    assert named(home, "mailing_home")
+    manager = member_client(addon, db, "boss@acme.test", "manager")
+    assert named(card_of(manager.post("/homepage")), "mailing_home")
+    for email, role in (("rep2@acme.test", "rep"), ("eve@acme.test", "viewer")):
+        client = member_client(addon, db, email, role)
+        assert not named(card_of(client.post("/homepage")), "mailing_home")
