@@ -330,3 +330,6 @@ class AuditEntry(Base):
 
 # The ledger's tables (thread links point at its conversations) are registered with these.
 from addon.ledger import models as _ledger_models  # noqa: E402, F401
+
+# The mail merge's tables (campaign recipients point at records and saved views).
+from addon.mailing import models as _mailing_models  # noqa: E402, F401
