@@ -17,6 +17,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         export_actions,
         health,
         hygiene_actions,
+        mailing_actions,
         massupdate_actions,
         registry,
         settings_actions,

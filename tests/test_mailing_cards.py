@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from addon.cards import mailing as cards
 from addon.cards.widgets import Actions
 from addon.crm.models import Member
+from addon.mailing.models import MailTemplate
 from tests.cardcheck import BASE_URL, check_card
-from tests.cardread import actions_in, card_of, texts
+from tests.cardread import actions_in, card_of, navigations, texts
+from tests.crmdata import Crm
 from tests.google_fakes import AddonClient
 
 ACTIONS = Actions(BASE_URL)
@@ -322,3 +325,114 @@ def test_homepage_offers_mail_merge_to_managers_not_to_reps_or_viewers(
     for email, role in (("rep2@acme.test", "rep"), ("eve@acme.test", "viewer")):
         client = member_client(addon, db, email, role)
         assert not named(card_of(client.post("/homepage")), "mailing_home")
+
+
+def template_count(db: Session) -> int:
+    """How many templates exist in all workspaces."""
+    return int(db.execute(select(func.count()).select_from(MailTemplate)).scalar_one())
+
+
+def template_form(name: str, subject: str, text: str, html: str = "") -> dict[str, Any]:
+    """The template editor's inputs as Google sends them."""
+    return {"tpl_name": name, "tpl_subject": subject, "tpl_text": text, "tpl_html": html}
+
+
+@pytest.fixture
+def rival_template(db: Session, other_tenant: AddonClient) -> MailTemplate:
+    """A template of another workspace (rival.test)."""
+    other_tenant.post("/homepage")
+    spy = db.execute(select(Member).where(Member.email == "spy@rival.test")).scalar_one()
+    template = MailTemplate(
+        workspace_id=spy.workspace_id,
+        owner_member_id=spy.id,
+        name="Rival",
+        subject="Secret",
+        body_text="Rival body",
+    )
+    db.add(template)
+    db.flush()
+    return template
+
+
+def test_create_and_edit_a_template(addon: AddonClient, crm: Crm, db: Session) -> None:
+    editor = card_of(addon.action("mailing_new_template"))
+    assert "{{first_name}}" in texts(editor)
+    assert "{{company.name}}" in texts(editor)  # the contact's company lends its fields
+    assert "{{owner.first_name}}" in texts(editor) and "{{last_contacted}}" in texts(editor)
+    data = addon.action(
+        "mailing_save_template",
+        form=template_form("Intro", "Hi {{first_name|there}}", "Hello {{company.name}}"),
+    )
+    assert navigations(data) == ["pop", "updateCard"]
+    listing = card_of(data)
+    template = db.execute(select(MailTemplate)).scalar_one()
+    assert (template.name, template.subject, template.body_html) == (
+        "Intro",
+        "Hi {{first_name|there}}",
+        None,
+    )
+    assert template.workspace_id == crm.member.workspace_id
+    opened = named(listing, "mailing_edit_template")
+    assert opened == [{"name": "mailing_edit_template", "template_id": str(template.id)}]
+    editor = card_of(
+        addon.action("mailing_edit_template", parameters={"template_id": str(template.id)})
+    )
+    assert inputs(editor)["tpl_subject"] == "Hi {{first_name|there}}"
+    addon.action(
+        "mailing_save_template",
+        parameters={"template_id": str(template.id)},
+        form=template_form("Intro 2", "Hi", "Body", "<p>{{first_name|friend}}</p>"),
+    )
+    db.refresh(template)
+    assert (template.name, template.body_html) == ("Intro 2", "<p>{{first_name|friend}}</p>")
+    assert template_count(db) == 1
+
+
+def test_a_bad_tag_is_shown_on_the_form_with_the_input_kept(
+    addon: AddonClient, crm: Crm, db: Session
+) -> None:
+    typed = template_form("Intro", "Hi {{first name}}", "Body {{first_name", "<p>x</p>")
+    data = addon.action("mailing_save_template", form=typed)
+    assert navigations(data) == ["updateCard"]
+    editor = card_of(data)
+    text = texts(editor)
+    assert "Subject, line 1, column 4" in text and "Nothing was saved." in text
+    shown = inputs(editor)
+    assert (shown["tpl_name"], shown["tpl_subject"], shown["tpl_text"], shown["tpl_html"]) == (
+        "Intro",
+        "Hi {{first name}}",
+        "Body {{first_name",
+        "<p>x</p>",
+    )
+    assert template_count(db) == 0
+    blank = card_of(addon.action("mailing_save_template", form=template_form("", "S", "B")))
+    assert "Give the template a name. Nothing was saved." in texts(blank)
+    assert template_count(db) == 0
+
+
+def test_another_workspaces_template_is_refused_and_unchanged(
+    addon: AddonClient, crm: Crm, db: Session, rival_template: MailTemplate
+) -> None:
+    tid = {"template_id": str(rival_template.id)}
+    for name, form in (
+        ("mailing_edit_template", None),
+        ("mailing_save_template", template_form("Mine now", "S", "B")),
+    ):
+        refused = card_of(addon.action(name, parameters=tid, form=form))
+        assert refused["name"] == "error"
+        assert "does not exist in your workspace" in texts(refused)
+    db.refresh(rival_template)
+    assert (rival_template.name, rival_template.subject) == ("Rival", "Secret")
+    assert template_count(db) == 1
+    assert "Rival" not in texts(card_of(addon.action("mailing_templates")))
+
+
+def test_viewers_and_reps_cannot_use_mail_merge(addon: AddonClient, crm: Crm, db: Session) -> None:
+    for email, role in (("eve@acme.test", "viewer"), ("rep2@acme.test", "rep")):
+        client = member_client(addon, db, email, role)
+        for name in ("mailing_home", "mailing_new_template", "mailing_new_campaign"):
+            refused = card_of(client.action(name))
+            assert "does not allow you to send mail merge campaigns" in texts(refused)
+        refused = card_of(client.action("mailing_save_template", form=template_form("T", "S", "B")))
+        assert refused["name"] == "error"
+    assert template_count(db) == 0

@@ -230,8 +230,13 @@ def mail_merge_home(
     *,
     display: Display,
     templates: int,
+    granted: bool = True,
+    connect_url: str | None = None,
 ) -> Card:
-    """The mail merge start card: recent campaigns, and the way to templates and a new one."""
+    """The mail merge start card: recent campaigns, and the way to templates and a new one.
+
+    Without the sending grant it first explains what is needed and links to the consent.
+    """
     lines: list[Widget] = [
         decorated(
             esc(c.name),
@@ -267,18 +272,17 @@ def mail_merge_home(
             button(f"Templates ({templates})", actions.on_click("mailing_templates")),
         )
     )
-    return card(
-        "Mail merge",
-        [section(start), section(lines, "Campaigns", collapsible=True, visible=5)],
-        name="mailing",
-    )
+    sections = [section(start), section(lines, "Campaigns", collapsible=True, visible=5)]
+    if not granted:
+        sections.insert(0, grant_section(connect_url))
+    return card("Mail merge", sections, name="mailing")
 
 
-def grant_needed_card(connect_url: str | None, *, revoked_reason: str | None = None) -> Card:
-    """Why mail merge cannot send yet, with the link that grants sending."""
+def grant_section(connect_url: str | None, *, reason: str | None = None) -> dict[str, Any]:
+    """Why sending needs the member's permission, with the link that grants it."""
     widgets: list[Widget] = []
-    if revoked_reason:
-        widgets.append(error_line(revoked_reason))
+    if reason:
+        widgets.append(error_line(reason))
     widgets.append(
         paragraph(
             "Mail merge sends from your own Gmail account, so it needs your permission to "
@@ -300,7 +304,12 @@ def grant_needed_card(connect_url: str | None, *, revoked_reason: str | None = N
         widgets.append(
             paragraph("<i>Sending is not set up on this server yet; ask your administrator.</i>")
         )
-    return card("Mail merge", [section(widgets, "Allow sending")], name="mailing-grant")
+    return section(widgets, "Allow sending")
+
+
+def grant_needed_card(connect_url: str | None, *, reason: str | None = None) -> Card:
+    """A card saying that this step sends mail and needs the sending permission first."""
+    return card("Mail merge", [grant_section(connect_url, reason=reason)], name="mailing-grant")
 
 
 # ------------------------------------------------------------------------------ templates
