@@ -22,6 +22,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         registry,
         settings_actions,
         triggers,
+        unsubscribe,
         view_actions,
     )
 
@@ -36,6 +37,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(triggers.bp)
     app.register_blueprint(registry.bp)
+    app.register_blueprint(unsubscribe.bp)
     dev.init_app(app, config or {})
     cli.register(app)
     return app

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import UTC, datetime
+from typing import Any
 
+import pytest
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from addon.crm.models import Record, Workspace
+from addon.crm.workspaces import folders_by_key, resolve_member
+from addon.ledger.models import RecordStats
+from addon.mailing.context import merge_values
 from addon.mailing.templates import (
     MissingValues,
     Rendered,
@@ -11,6 +20,9 @@ from addon.mailing.templates import (
     compile_template,
     subject_line,
 )
+from tests.crmdata import Crm, add_field
+
+NOW = datetime(2026, 3, 7, 12, tzinfo=UTC)
 
 
 def rendered(result: Rendered | MissingValues) -> Rendered:
@@ -156,3 +168,127 @@ def test_a_compiled_template_renders_many_recipients_independently() -> None:
     results = [template.render({"n": str(i)} if i % 2 else {}) for i in range(6)]
     assert [type(r).__name__ for r in results] == ["MissingValues", "Rendered"] * 3
     assert [rendered(r).text for r in results[1::2]] == ["1", "3", "5"]
+
+
+# ------------------------------------------------------------------ merge values (context.py)
+
+
+def _stats_row(db: Session, record: Record, **columns: Any) -> None:
+    db.add(RecordStats(record_id=record.id, workspace_id=record.workspace_id, **columns))
+    db.flush()
+
+
+def test_merge_values_of_contact_company_sender_and_stats(crm: Crm, db: Session) -> None:
+    crm.member.name = "Rex  Sender"
+    company = crm.save("companies", name="Acme & Co", domain="acme-co.test", size="11-50")
+    add_field(db, crm.folders["contacts"], "renewal", "date")
+    colour = add_field(db, crm.folders["contacts"], "fav_col", "text")
+    colour.label = "Favourite colour"
+    db.flush()
+    ada = crm.save(
+        "contacts",
+        first_name="Ada",
+        last_name="Lovelace",
+        emails=["ada@client.test", "ada2@client.test"],
+        company=f"#{company.id}",
+        owner=crm.member.email,
+        renewal="2026-03-05",
+        fav_col="teal",
+    )
+    _stats_row(
+        db,
+        ada,
+        emails_sent=3,
+        emails_received=1,
+        threads=2,
+        last_sent=datetime(2026, 2, 1, 10, tzinfo=UTC),
+        last_received=datetime(2026, 2, 10, 23, 30, tzinfo=UTC),
+    )
+    merged = merge_values(db, crm.member.workspace_id, [ada.id], crm.member, clock=lambda: NOW)
+    values = merged[ada.id]
+    assert values["first_name"] == "Ada"
+    assert values["emails"] == "ada@client.test, ada2@client.test"
+    assert values["email"] == "ada@client.test"
+    assert values["name"] == "Ada Lovelace"
+    assert values["company"] == "Acme & Co"
+    assert values["company.name"] == "Acme & Co"
+    assert values["company.domain"] == "acme-co.test"
+    assert values["company.size"] == "11-50"
+    assert values["renewal"] == "Mar 5, 2026"
+    assert values["fav_col"] == values["favourite_colour"] == "teal"
+    assert values["owner"] == "Rex Sender"
+    assert values["owner.first_name"] == values["sender.first_name"] == "Rex"
+    assert values["owner.last_name"] == "Sender"
+    assert values["owner.email"] == "rep@acme.test"
+    assert values["emails_sent"] == "3"
+    assert values["threads"] == "2"
+    assert values["last_contacted"] == "Feb 10, 2026"
+    assert values["days_since_last_contact"] == "25"
+    assert values["job_title"] is None
+    template = compile_template(
+        "{{first_name}}, about {{company.name}}",
+        "Last spoke {{last_contacted}}; {{job_title|no title}}. {{owner.first_name}}",
+        "<b>{{company.name}}</b>",
+    )
+    out = rendered(template.render(values))
+    assert out.subject == "Ada, about Acme & Co"
+    assert out.text == "Last spoke Feb 10, 2026; no title. Rex"
+    assert out.html == "<b>Acme &amp; Co</b>"
+
+
+def test_merge_values_use_the_workspace_time_zone_for_dates(crm: Crm, db: Session) -> None:
+    workspace = db.get(Workspace, crm.member.workspace_id)
+    assert workspace is not None
+    workspace.settings = {**workspace.settings, "timezone": "Asia/Tokyo", "locale": "en-GB"}
+    bo = crm.save("contacts", first_name="Bo", emails="bo@client.test")
+    _stats_row(db, bo, last_sent=datetime(2026, 2, 10, 20, tzinfo=UTC))
+    values = merge_values(db, crm.member.workspace_id, [bo.id], crm.member, clock=lambda: NOW)
+    assert values[bo.id]["last_contacted"] == "11 Feb 2026"
+
+
+def test_missing_values_without_company_or_stats(crm: Crm, db: Session) -> None:
+    cy = crm.save("contacts", emails="cy@client.test")
+    values = merge_values(db, crm.member.workspace_id, [cy.id], crm.member)[cy.id]
+    assert values["first_name"] is None
+    assert "company.name" not in values
+    assert values["last_contacted"] is None
+    assert values["emails_sent"] == "0"
+    result = compile_template("Hi {{first_name}}", "{{company.name}}", None).render(values)
+    assert isinstance(result, MissingValues)
+    assert result.fields == ("first_name", "company.name")
+
+
+def test_merge_values_leave_out_other_workspaces_records(crm: Crm, db: Session) -> None:
+    mine = crm.save("contacts", first_name="Mine", emails="mine@client.test")
+    spy = resolve_member(db, "rival.test", "spy@rival.test", is_consumer=False)
+    theirs = Crm(db, spy, folders_by_key(db, spy.workspace_id)).save(
+        "contacts", first_name="Theirs", emails="theirs@client.test"
+    )
+    merged = merge_values(db, crm.member.workspace_id, [mine.id, theirs.id, 999_999], crm.member)
+    assert list(merged) == [mine.id]
+    with pytest.raises(ValueError, match="not a member of this workspace"):
+        merge_values(db, crm.member.workspace_id, [mine.id], spy)
+
+
+def test_merge_values_for_many_records_take_few_statements(crm: Crm, db: Session) -> None:
+    company = crm.save("companies", name="Bulk Inc")
+    ids = [
+        crm.save(
+            "contacts", first_name=f"P{i}", emails=f"p{i}@bulk.test", company=f"#{company.id}"
+        ).id
+        for i in range(40)
+    ]
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    engine = db.get_bind()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        merged = merge_values(db, crm.member.workspace_id, ids, crm.member)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(merged) == 40
+    assert {merged[i]["company.name"] for i in ids} == {"Bulk Inc"}
+    assert len(statements) <= 12, statements
