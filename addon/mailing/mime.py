@@ -33,6 +33,8 @@ _WORD_BYTES = 45
 _BREAKS = re.compile(r"[\r\n]")
 _NEWLINES = re.compile(r"\r\n?")
 _NON_ASCII = re.compile(r"[^\x20-\x7e\t\r\n]")
+# A bare address with nothing to parse (the usual recipient): no name, comment or list.
+_BARE_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
 
 
 class MessageError(ValueError):
@@ -108,6 +110,8 @@ def address_header(address: str) -> str:
 
 def _one_recipient(to: str) -> str:
     _single_line(to, "recipient")
+    if _BARE_ADDRESS.fullmatch(to):
+        return to
     found = [pair for pair in getaddresses([to]) if pair[1]]
     if len(found) != 1:
         raise MessageError("a merge message goes to exactly one recipient")
