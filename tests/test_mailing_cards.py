@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from addon.cards import mailing as cards
 from addon.cards.widgets import Actions
-from addon.crm.models import Member
-from addon.mailing.models import MailTemplate
+from addon.crm.models import Member, SavedView
+from addon.crm.views import save_view
+from addon.crm.workspaces import folders_by_key
+from addon.gmail.fake_server import FakeSending
+from addon.mailing.campaigns import create_campaign
+from addon.mailing.models import Campaign, MailTemplate, SendLog, suppress
+from addon.web.mailing_actions import GRANTS_EXTENSION, GrantHooks
 from tests.cardcheck import BASE_URL, check_card
 from tests.cardread import actions_in, card_of, navigations, texts
 from tests.crmdata import Crm
 from tests.google_fakes import AddonClient
+from tests.mailing_support import FakeGrants, sending
+
+__all__ = ["sending"]  # the fake Gmail's sending side, as a fixture
 
 ACTIONS = Actions(BASE_URL)
 PARIS = cards.Display(locale="en-GB", tz="Europe/Paris")
@@ -436,3 +446,363 @@ def test_viewers_and_reps_cannot_use_mail_merge(addon: AddonClient, crm: Crm, db
         refused = card_of(client.action("mailing_save_template", form=template_form("T", "S", "B")))
         assert refused["name"] == "error"
     assert template_count(db) == 0
+
+
+# --------------------------------------------------------------------------- campaigns
+
+
+@dataclass
+class Grants:
+    """Who has allowed sending (the fake grant store behind the app's hooks)."""
+
+    store: FakeGrants
+    granted: set[int]
+
+
+CONNECT_URL = "https://addon.test/oauth/send/start"
+
+
+@pytest.fixture
+def grants(app: Flask) -> Grants:
+    """The sending-grant hooks, backed by a fake store; nobody has a grant at first."""
+    state = Grants(FakeGrants(), set())
+
+    def has_grant(session: Session, member: Member) -> bool:
+        return member.id in state.granted and member.id not in state.store.revoked
+
+    app.extensions[GRANTS_EXTENSION] = GrantHooks(
+        has_send_grant=has_grant,
+        connect_url=lambda member: CONNECT_URL,
+        credentials_for=state.store,
+    )
+    return state
+
+
+@pytest.fixture
+def granted(grants: Grants, crm: Crm) -> Grants:
+    """rep@acme.test (the admin) has allowed sending."""
+    grants.granted.add(crm.member.id)
+    return grants
+
+
+@dataclass
+class Audience:
+    """A view of six leads, each showing one way to be in or out of a campaign."""
+
+    view: SavedView
+    template: MailTemplate
+
+
+@pytest.fixture
+def audience(crm: Crm, db: Session) -> Audience:
+    """Ann and Cat get mail; Bob has no email, Dan repeats Ann's address, Eve unsubscribed,
+    Fay has no first name (the template has no fallback). Gus is not a lead."""
+    people = [
+        ("Ann", "ann@client.test"),
+        ("Bob", None),
+        ("Cat", "cat@client.test"),
+        ("Dan", "ANN@client.test"),
+        ("Eve", "eve@client.test"),
+        ("", "fay@client.test"),
+    ]
+    for first, email in people:
+        values: dict[str, str | list[str]] = {"lifecycle_stage": "lead"}
+        if first:
+            values["first_name"] = first
+        else:
+            values["last_name"] = "Fay"
+        if email:
+            values["emails"] = [email]
+        crm.save("contacts", **values)
+    crm.save("contacts", first_name="Gus", emails=["gus@client.test"], lifecycle_stage="customer")
+    suppress(db, crm.member.workspace_id, "eve@client.test", "unsubscribed")
+    view = save_view(
+        db,
+        crm.member,
+        crm.folders["contacts"],
+        "Leads",
+        {"conditions": [{"field": "lifecycle_stage", "op": "equals", "value": "lead"}]},
+        shared=True,
+    )
+    template = MailTemplate(
+        workspace_id=crm.member.workspace_id,
+        owner_member_id=crm.member.id,
+        name="Intro",
+        subject="Hello {{first_name}}",
+        body_text="Hi {{first_name}},\nfrom {{sender.email}}",
+        body_html="<p>Hi {{first_name}}</p>",
+    )
+    db.add(template)
+    db.flush()
+    return Audience(view, template)
+
+
+def campaign_form(audience: Audience, **more: Any) -> dict[str, Any]:
+    """The campaign form's inputs as Google sends them."""
+    form: dict[str, Any] = {
+        "cmp_name": "Spring",
+        "cmp_view": str(audience.view.id),
+        "cmp_template": str(audience.template.id),
+    }
+    form.update(more)
+    return form
+
+
+def campaigns(db: Session) -> list[Campaign]:
+    """Every campaign of every workspace."""
+    return list(db.scalars(select(Campaign).order_by(Campaign.id)))
+
+
+def draft(addon: AddonClient, audience: Audience, **more: Any) -> tuple[Campaign, dict[str, Any]]:
+    """Save the campaign form; the draft and the preview card."""
+    data = addon.action("mailing_save_campaign", form=campaign_form(audience, **more))
+    assert navigations(data) == ["updateCard"]
+    created = campaigns(addon_db(addon))
+    return created[-1], card_of(data)
+
+
+_DB: dict[int, Session] = {}
+
+
+def addon_db(addon: AddonClient) -> Session:
+    """The test session registered for this client."""
+    return _DB[id(addon)]
+
+
+@pytest.fixture(autouse=True)
+def _register_db(addon: AddonClient, db: Session) -> None:
+    _DB[id(addon)] = db
+
+
+def test_preview_counts_recipients_lists_exclusions_and_renders_each_one(
+    addon: AddonClient, audience: Audience, db: Session
+) -> None:
+    form = card_of(addon.action("mailing_new_campaign"))
+    view_items = next(
+        w["selectionInput"]["items"]
+        for s in form["sections"]
+        for w in s["widgets"]
+        if w.get("selectionInput", {}).get("name") == "cmp_view"
+    )
+    assert [i["text"] for i in view_items if i["value"]] == ["Leads"]
+    campaign, preview = draft(addon, audience, cmp_cc="boss@acme.test")
+    assert (campaign.status, campaign.cc, campaign.view_id) == (
+        "draft",
+        "boss@acme.test",
+        audience.view.id,
+    )
+    text = texts(preview)
+    assert "<b>2 recipients</b>" in text and "4 contacts left out" in text
+    assert "No email address\nBob\n" in text
+    assert "Duplicate address\nDan · ann@client.test" in text
+    assert "Unsubscribed or bounced\nEve · eve@client.test" in text
+    assert "Missing merge value: first_name\nFay · fay@client.test" in text
+    assert "Hello Ann" in text and "Hi Ann,<br>from rep@acme.test" in text
+    assert "boss@acme.test" in text
+    assert "Gus" not in text
+    cid = str(campaign.id)
+    second = card_of(
+        addon.action(
+            "mailing_preview", parameters={"campaign_id": cid, "position": "1", "nav": "update"}
+        )
+    )
+    assert "Hello Cat" in texts(second) and "Message 2 of 2" in texts(second)
+    picked = card_of(
+        addon.action(
+            "mailing_preview",
+            parameters={"campaign_id": cid, "nav": "update"},
+            form={"recipient": "1"},
+        )
+    )
+    assert "Hello Cat" in texts(picked)
+
+
+def test_campaign_form_errors_keep_the_input_and_save_nothing(
+    addon: AddonClient, audience: Audience, db: Session
+) -> None:
+    past = {"dateTimeInput": {"msSinceEpoch": "1000000000000"}}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"cmp_template": ""}, "Choose a template. Nothing was saved."),
+        ({"cmp_cc": "not an address"}, "“not an address” in Cc is not an email address"),
+        ({"cmp_start": past}, "The start time has passed"),
+        ({"cmp_name": "  "}, "Give the campaign a name"),
+    ]
+    for change, message in cases:
+        data = addon.action("mailing_save_campaign", form=campaign_form(audience, **change))
+        shown = card_of(data)
+        assert message in texts(shown), texts(shown)
+        assert inputs(shown)["cmp_view"] == str(audience.view.id)
+    assert campaigns(db) == []
+
+
+def test_send_test_to_myself(
+    addon: AddonClient, audience: Audience, db: Session, granted: Grants, sending: FakeSending
+) -> None:
+    campaign, _ = draft(addon, audience)
+    data = addon.action(
+        "mailing_send_test", parameters={"campaign_id": str(campaign.id), "position": "1"}
+    )
+    assert data["renderActions"]["action"]["notification"]["text"] == "Test sent to rep@acme.test"
+    assert [(m.to, m.user) for m in sending.sent] == [("rep@acme.test", "rep@acme.test")]
+    log = db.scalars(select(SendLog)).all()
+    assert [(row.source, row.recipients) for row in log] == [("test", 1)]
+    assert campaign.status == "draft"
+
+
+def test_without_a_grant_sending_steps_explain_and_offer_the_link(
+    addon: AddonClient, audience: Audience, db: Session, grants: Grants, sending: FakeSending
+) -> None:
+    home = card_of(addon.action("mailing_home"))
+    assert "send email on your behalf" in texts(home)
+    assert buttons(home)["Allow sending"]["onClick"]["openLink"]["url"] == CONNECT_URL
+    campaign, _ = draft(addon, audience)  # drafting and previewing need no grant
+    for name in ("mailing_send_test", "mailing_start"):
+        shown = card_of(addon.action(name, parameters={"campaign_id": str(campaign.id)}))
+        assert shown["name"] == "mailing-grant"
+        assert buttons(shown)["Allow sending"]["onClick"]["openLink"]["url"] == CONNECT_URL
+    db.refresh(campaign)
+    assert campaign.status == "draft"
+    assert sending.sent == [] and db.scalars(select(SendLog)).all() == []
+
+
+def test_start_then_progress_pause_resume_and_cancel(
+    addon: AddonClient, audience: Audience, db: Session, granted: Grants
+) -> None:
+    campaign, _ = draft(addon, audience)
+    cid = {"campaign_id": str(campaign.id)}
+    data = addon.action("mailing_start", parameters=cid)
+    assert data["renderActions"]["action"]["notification"]["text"] == "Sending started"
+    shown = card_of(data)
+    db.refresh(campaign)
+    assert campaign.status == "running"
+    text = texts(shown)
+    assert "Sending" in text and "Queued" in text
+    queued = {
+        w["decoratedText"]["topLabel"]: w["decoratedText"]["text"]
+        for s in shown["sections"]
+        for w in s["widgets"]
+        if "topLabel" in w.get("decoratedText", {})
+    }
+    assert (queued["Sent"], queued["Queued"], queued["Skipped"]) == ("0", "2", "2")
+    assert queued["Quota used (rolling 24 hours)"] == "0 of 1,500 recipients"
+    assert queued["Next send"] != "—" and queued["Forecast finish"] != "—"
+    assert {"Refresh", "Pause", "Cancel campaign"} <= set(buttons(shown))
+
+    paused = card_of(addon.action("mailing_pause", parameters=cid))
+    db.refresh(campaign)
+    assert campaign.status == "paused" and "Resume" in buttons(paused)
+    again = addon.action("mailing_pause", parameters=cid)
+    assert "cannot be paused" in again["renderActions"]["action"]["notification"]["text"]
+    addon.action("mailing_resume", parameters=cid)
+    db.refresh(campaign)
+    assert campaign.status == "running"
+    ask = card_of(addon.action("mailing_confirm_cancel", parameters=cid))
+    assert "2 queued messages are then never sent" in texts(ask)
+    done = card_of(addon.action("mailing_cancel", parameters=cid))
+    db.refresh(campaign)
+    assert campaign.status == "cancelled"
+    assert set(buttons(done)) == {"Refresh"}
+    refreshed = card_of(addon.action("mailing_progress", parameters={**cid, "nav": "update"}))
+    assert "Cancelled" in texts(refreshed)
+    listed = card_of(addon.action("mailing_home"))
+    assert named(listed, "mailing_progress") == [{"name": "mailing_progress", **cid}]
+
+
+def test_a_scheduled_start_waits_for_its_time(
+    addon: AddonClient, audience: Audience, db: Session, granted: Grants
+) -> None:
+    later = datetime.now(UTC) + timedelta(days=2)
+    at = {"dateTimeInput": {"msSinceEpoch": str(int(later.timestamp() * 1000))}}
+    campaign, preview = draft(addon, audience, cmp_start=at, cmp_gaps="true")
+    assert campaign.human_gaps is True
+    assert "Schedule" in buttons(preview) and "human-like gaps" in texts(preview)
+    shown = card_of(addon.action("mailing_start", parameters={"campaign_id": str(campaign.id)}))
+    db.refresh(campaign)
+    assert campaign.status == "scheduled"
+    assert "Starts" in texts(shown) and "Scheduled" in texts(shown)
+
+
+def test_another_workspaces_ids_are_refused_and_change_nothing(
+    addon: AddonClient,
+    other_tenant: AddonClient,
+    audience: Audience,
+    db: Session,
+    granted: Grants,
+    sending: FakeSending,
+) -> None:
+    other_tenant.post("/homepage")
+    spy = db.execute(select(Member).where(Member.email == "spy@rival.test")).scalar_one()
+    rival_folders = folders_by_key(db, spy.workspace_id)
+    rival_view = save_view(db, spy, rival_folders["contacts"], "Rival leads", {}, shared=True)
+    rival_template = MailTemplate(
+        workspace_id=spy.workspace_id,
+        owner_member_id=spy.id,
+        name="Rival",
+        subject="S",
+        body_text="B",
+    )
+    db.add(rival_template)
+    db.flush()
+    rival = create_campaign(
+        db, spy, name="Rival run", template_id=rival_template.id, view_id=rival_view.id
+    )
+    db.flush()
+    before = len(campaigns(db))
+    for form in (
+        campaign_form(audience, cmp_view=str(rival_view.id)),
+        campaign_form(audience, cmp_template=str(rival_template.id)),
+    ):
+        refused = card_of(addon.action("mailing_save_campaign", form=form))
+        assert refused["name"] == "error"
+        assert "does not exist in your workspace" in texts(refused)
+    assert len(campaigns(db)) == before
+    rid = {"campaign_id": str(rival.id)}
+    for name in (
+        "mailing_preview",
+        "mailing_edit_campaign",
+        "mailing_send_test",
+        "mailing_start",
+        "mailing_progress",
+        "mailing_pause",
+        "mailing_resume",
+        "mailing_confirm_cancel",
+        "mailing_cancel",
+    ):
+        refused = card_of(addon.action(name, parameters=rid))
+        assert refused["name"] == "error", name
+        assert "This campaign does not exist in your workspace." in texts(refused)
+    refused = card_of(
+        addon.action("mailing_save_campaign", parameters=rid, form=campaign_form(audience))
+    )
+    assert refused["name"] == "error"
+    db.refresh(rival)
+    assert (rival.status, rival.name, rival.template_id) == (
+        "draft",
+        "Rival run",
+        rival_template.id,
+    )
+    assert sending.sent == []
+    assert "Rival run" not in texts(card_of(addon.action("mailing_home")))
+
+
+def test_only_the_sender_starts_a_campaign(
+    addon: AddonClient, audience: Audience, db: Session, granted: Grants
+) -> None:
+    campaign, _ = draft(addon, audience)
+    manager = member_client(addon, db, "boss@acme.test", "manager")
+    boss = db.execute(select(Member).where(Member.email == "boss@acme.test")).scalar_one()
+    granted.granted.add(boss.id)
+    refused = card_of(manager.action("mailing_start", parameters={"campaign_id": str(campaign.id)}))
+    assert "Only the member who sends this campaign can do that." in texts(refused)
+    db.refresh(campaign)
+    assert campaign.status == "draft"
+
+
+def test_discarding_a_draft_returns_to_mail_merge(
+    addon: AddonClient, audience: Audience, db: Session
+) -> None:
+    campaign, _ = draft(addon, audience)
+    data = addon.action("mailing_cancel", parameters={"campaign_id": str(campaign.id)})
+    assert navigations(data) == ["popToRoot", "pushCard"]
+    db.refresh(campaign)
+    assert campaign.status == "cancelled"

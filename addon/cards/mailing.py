@@ -177,6 +177,7 @@ class Progress:
     forecast_finish_at: datetime | None
     quota_used: int
     quota_cap: int
+    bounced: int = 0
     scheduled_at: datetime | None = None
     finished_at: datetime | None = None
 
@@ -605,7 +606,12 @@ def progress_card(actions: Actions, progress: Progress, *, display: Display) -> 
         )
     total = progress.sent + progress.queued + progress.failed + progress.skipped
     counts: list[Widget] = [
-        decorated(f"{progress.sent:,}", top="Sent", icon="EMAIL"),
+        decorated(
+            f"{progress.sent:,}",
+            top="Sent",
+            bottom=f"{progress.bounced:,} bounced since" if progress.bounced else None,
+            icon="EMAIL",
+        ),
         decorated(f"{progress.queued:,}", top="Queued"),
         decorated(f"{progress.failed:,}", top="Failed"),
         decorated(

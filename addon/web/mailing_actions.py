@@ -23,15 +23,39 @@ from addon.auth.roles import PermissionDenied, can
 from addon.cards import mailing as cards
 from addon.cards.records import error_card
 from addon.cards.responses import navigate, push, update
-from addon.crm.models import FieldDef, Folder, Member, utcnow
+from addon.crm.fieldtypes_base import zone
+from addon.crm.models import FieldDef, Folder, Member, Record, SavedView, utcnow
 from addon.crm.records import RecordNotFound
 from addon.crm.views import ViewError, get_view, visible_views
-from addon.crm.fieldtypes_base import zone
 from addon.crm.workspaces import folder_fields, folders_by_key
 from addon.gmail.addresses import canonical_email
-from addon.mailing.context import SENDER_PREFIXES, STATS_NAMES
-from addon.mailing.models import Campaign, MailTemplate
-from addon.mailing.templates import TemplateError, compile_template
+from addon.mailing.campaigns import (
+    DUPLICATE,
+    NO_EMAIL,
+    SUPPRESSED,
+    Plan,
+    campaign_progress,
+    cancel_campaign,
+    create_campaign,
+    pause_campaign,
+    plan_recipients,
+    resume_campaign,
+    send_test,
+    start_campaign,
+)
+from addon.mailing.clock import Clock, SystemClock
+from addon.mailing.compose import CampaignError, Composer, recipients_per_message
+from addon.mailing.context import SENDER_PREFIXES, STATS_NAMES, merge_values
+from addon.mailing.models import DRAFT, Campaign, MailTemplate
+from addon.mailing.sender import (
+    CredentialsFor,
+    GrantRevoked,
+    Sender,
+    SendError,
+    gmail_sender_factory,
+)
+from addon.mailing.templates import MissingValues, TemplateError, compile_template
+from addon.mailing.usage import aware, sender_usage
 from addon.web.events import AddonRequest
 from addon.web.registry import Handler, Result, action
 
@@ -49,10 +73,12 @@ GRANTS_EXTENSION = "addon.mailing.grants"
 
 @dataclass(frozen=True)
 class GrantHooks:
-    """How mail merge asks about a member's sending grant, and where they give one."""
+    """How mail merge asks about a member's sending grant, where they give one, and the
+    credentials it grants (CredentialsFor raises GrantRevoked without a grant)."""
 
     has_send_grant: Callable[[Session, Member], bool]
     connect_url: Callable[[Member], str | None]
+    credentials_for: CredentialsFor
 
 
 def has_send_grant(session: Session, member: Member) -> bool:
@@ -65,6 +91,28 @@ def connect_url(member: Member) -> str | None:
     """Where the member gives the sending grant, or None when the server cannot ask for it."""
     hooks: GrantHooks | None = current_app.extensions.get(GRANTS_EXTENSION)
     return hooks.connect_url(member) if hooks is not None else None
+
+
+def sender_for(session: Session, member: Member) -> Sender:
+    """The member's Gmail, for sending with their grant (GrantRevoked without one)."""
+    hooks: GrantHooks | None = current_app.extensions.get(GRANTS_EXTENSION)
+    if hooks is None:
+        raise GrantRevoked("sending is not set up on this server")
+    make = gmail_sender_factory(
+        current_app.config["GMAIL_API_URL"],
+        hooks.credentials_for,
+        current_app.config["GMAIL_TIMEOUT_SECONDS"],
+    )
+    return make(session, member)
+
+
+# The mail merge clock (a fake one in tests); the wall clock by default.
+CLOCK_EXTENSION = "addon.mailing.clock"
+
+
+def _now() -> datetime:
+    clock: Clock = current_app.extensions.get(CLOCK_EXTENSION) or SystemClock()
+    return clock.now()
 
 
 # ------------------------------------------------------------------------------ refusals
@@ -474,3 +522,332 @@ def new_campaign(req: AddonRequest) -> Result:
     """An empty campaign form (parameter view_id preselects a view)."""
     form = cards.CampaignForm(view_id=req.param("view_id"))
     return push(_campaign_form(req, form))
+
+
+def _save_draft(req: AddonRequest, setup: CampaignSetup, campaign: Campaign | None) -> Campaign:
+    """Create the draft, or change the draft being edited; flushes only."""
+    cc, bcc = ", ".join(setup.cc), ", ".join(setup.bcc)
+    if campaign is None:
+        campaign = create_campaign(
+            req.session,
+            req.member,
+            name=setup.name,
+            template_id=setup.template.id,
+            view_id=setup.view_id,
+            cc=cc,
+            bcc=bcc,
+            human_gaps=setup.human_gaps,
+        )
+    else:
+        campaign.name = setup.name
+        campaign.template_id = setup.template.id
+        campaign.view_id = setup.view_id
+        campaign.cc, campaign.bcc = cc, bcc
+        campaign.human_gaps = setup.human_gaps
+        recipients_per_message(campaign)
+    # A draft keeps the wanted start; Start schedules it (or starts at once if it passed).
+    campaign.scheduled_at = setup.scheduled_at
+    campaign.updated_at = _now()
+    req.session.flush()
+    return campaign
+
+
+@mailing_action("mailing_edit_campaign")
+def edit_campaign(req: AddonRequest) -> Result:
+    """The form of a draft campaign (parameter campaign_id)."""
+    campaign = _draft(req)
+    return push(_campaign_form(req, _stored_campaign(campaign), campaign_id=campaign.id))
+
+
+@mailing_action("mailing_save_campaign")
+def save_campaign(req: AddonRequest) -> Result:
+    """Save the form as a draft and show its preview; bad input shows the form again."""
+    campaign = _draft(req) if req.param("campaign_id") else None
+    form = _typed_campaign(req)
+    try:
+        setup = check_campaign(req, form, _now())
+        campaign = _save_draft(req, setup, campaign)
+    except (CampaignInvalid, CampaignError) as exc:
+        g.db_rollback = True
+        cid = campaign.id if campaign is not None else None
+        return update(_campaign_form(req, form, campaign_id=cid, error=str(exc)))
+    return update(_preview_card(req, campaign, 0), state_changed=True, notify="Draft saved")
+
+
+# ------------------------------------------------------------------------------ campaigns
+
+
+def _campaign(req: AddonRequest, *, manage: bool = False) -> Campaign:
+    """The campaign named by campaign_id, if the caller sent it (or is an admin)."""
+    campaign = req.session.get(Campaign, _id(req.param("campaign_id"), "campaign"))
+    if campaign is None or campaign.workspace_id != req.member.workspace_id:
+        raise Refused("Not found", "This campaign does not exist in your workspace.")
+    mine = campaign.sender_member_id == req.member.id
+    if not mine and not (manage and can(req.member, "admin")):
+        raise Refused("Not allowed", "Only the member who sends this campaign can do that.")
+    return campaign
+
+
+def _draft(req: AddonRequest) -> Campaign:
+    campaign = _campaign(req)
+    if campaign.status != DRAFT:
+        raise Refused("Already started", "This campaign has started; it can no longer be edited.")
+    return campaign
+
+
+def _exclusion(reason: str) -> tuple[str, str]:
+    """The card's reason code and detail for a plan's reason."""
+    codes = {NO_EMAIL: "no_email", SUPPRESSED: "suppressed", DUPLICATE: "duplicate"}
+    if reason in codes:
+        return codes[reason], ""
+    if reason.startswith("missing merge value"):
+        return "missing_value", reason.partition(": ")[2]
+    return reason, ""
+
+
+def _titles(session: Session, workspace_id: int, ids: list[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return dict(
+        session.execute(
+            select(Record.id, Record.title).where(
+                Record.workspace_id == workspace_id, Record.id.in_(ids)
+            )
+        ).all()
+    )
+
+
+def _position(req: AddonRequest) -> int:
+    raw = req.param("position") or req.text("recipient") or "0"
+    return int(raw) if raw.isdigit() and len(raw) < 8 else 0
+
+
+def _composer() -> Composer:
+    return Composer(current_app.config["BASE_URL"], current_app.config["SECRET_KEY"] or "")
+
+
+def _preview_card(
+    req: AddonRequest, campaign: Campaign, position: int, *, error: str | None = None
+) -> cards.Card:
+    """Plan the draft now and build its preview, showing the recipient at `position`."""
+    now = _now()
+    composer = _composer()
+    plan: Plan = plan_recipients(req.session, campaign, now, composer)
+    template = req.session.get(MailTemplate, campaign.template_id)
+    assert template is not None
+    included = len(plan.recipients)
+    position = min(position, max(0, included - 1))
+    start = (position // cards.PICKER_SIZE) * cards.PICKER_SIZE
+    window = plan.recipients[start : start + cards.PICKER_SIZE]
+    shown_out = plan.excluded[: cards.EXCLUSIONS_SHOWN]
+    titles = _titles(
+        req.session,
+        campaign.workspace_id,
+        [p.record_id for p in window] + [e.record_id for e in shown_out],
+    )
+    picker = [
+        cards.Choice(str(start + i), f"{titles.get(p.record_id) or p.email} · {p.email}")
+        for i, p in enumerate(window)
+    ]
+    exclusions = []
+    for e in shown_out:
+        code, detail = _exclusion(e.reason)
+        label = titles.get(e.record_id) or "(no name)"
+        exclusions.append(
+            cards.Exclusion(f"{label} · {e.email}" if e.email else label, code, detail)
+        )
+    message = None
+    if included:
+        chosen = plan.recipients[position]
+        sender = req.session.get(Member, campaign.sender_member_id)
+        assert sender is not None
+        values = merge_values(
+            req.session, campaign.workspace_id, [chosen.record_id], sender, clock=lambda: now
+        )
+        rendered = composer.render(template, values.get(chosen.record_id) or {})
+        if not isinstance(rendered, MissingValues):
+            message = cards.RenderedMessage(
+                to=chosen.email,
+                subject=rendered.subject,
+                text=rendered.text,
+                html=rendered.html,
+                cc=campaign.cc,
+                bcc=campaign.bcc,
+            )
+    usage = sender_usage(req.session, req.member, now)
+    view = req.session.get(SavedView, campaign.view_id) if campaign.view_id else None
+    preview = cards.Preview(
+        campaign_id=campaign.id,
+        name=campaign.name,
+        view_name=view.name if view is not None else "(deleted view)",
+        template_name=template.name,
+        included=included,
+        exclusions=exclusions,
+        excluded=len(plan.excluded),
+        picker=picker,
+        position=position,
+        message=message,
+        scheduled_at=aware(campaign.scheduled_at) if campaign.scheduled_at else None,
+        human_gaps=campaign.human_gaps,
+        quota_left=max(0, usage.policy.cap - usage.used),
+        error=error,
+    )
+    return cards.preview_card(req.actions, preview, display=_display(req))
+
+
+def _shown(req: AddonRequest, built: cards.Card, **kwargs: Any) -> Result:
+    return update(built, **kwargs) if req.param("nav") == "update" else push(built, **kwargs)
+
+
+def _grant_card(req: AddonRequest, reason: str | None = None) -> Result:
+    return push(cards.grant_needed_card(connect_url(req.member), reason=reason))
+
+
+@mailing_action("mailing_preview")
+def preview(req: AddonRequest) -> Result:
+    """A draft's preview (parameters campaign_id, position or the recipient picker)."""
+    campaign = _campaign(req)
+    if campaign.status != DRAFT:
+        return _shown(req, _progress_card(req, campaign))
+    try:
+        built = _preview_card(req, campaign, _position(req))
+    except CampaignError as exc:
+        raise Refused("Cannot preview", f"{str(exc).capitalize()}. Edit the campaign.") from None
+    return _shown(req, built)
+
+
+@mailing_action("mailing_send_test")
+def send_test_action(req: AddonRequest) -> Result:
+    """Send the previewed recipient's message to the member's own address."""
+    campaign = _draft(req)
+    if not has_send_grant(req.session, req.member):
+        return _grant_card(req)
+    now = _now()
+    composer = _composer()
+    plan = plan_recipients(req.session, campaign, now, composer)
+    position = _position(req)
+    if not plan.recipients:
+        raise Refused("Nothing to test", "No recipient of this campaign can receive it.")
+    chosen = plan.recipients[min(position, len(plan.recipients) - 1)]
+    try:
+        send_test(
+            req.session,
+            req.member,
+            campaign,
+            sender_for(req.session, req.member),
+            composer,
+            now,
+            record_id=chosen.record_id,
+        )
+    except GrantRevoked as exc:
+        g.db_rollback = True
+        return _grant_card(req, f"Gmail refused: {exc}")
+    except (CampaignError, SendError) as exc:
+        g.db_rollback = True
+        return update(_preview_card(req, campaign, position, error=f"the test was not sent: {exc}"))
+    return update(
+        _preview_card(req, campaign, position),
+        state_changed=True,
+        notify=f"Test sent to {req.member.email}",
+    )
+
+
+@mailing_action("mailing_start")
+def start(req: AddonRequest) -> Result:
+    """Start the draft now, or schedule it for its start time."""
+    campaign = _draft(req)
+    if not has_send_grant(req.session, req.member):
+        return _grant_card(req)
+    now = _now()
+    scheduled = aware(campaign.scheduled_at) if campaign.scheduled_at else None
+    try:
+        start_campaign(req.session, campaign, now, scheduled_at=scheduled)
+    except CampaignError as exc:
+        g.db_rollback = True
+        return update(_preview_card(req, campaign, 0, error=str(exc)))
+    notice = "Campaign scheduled" if campaign.status == "scheduled" else "Sending started"
+    return update(_progress_card(req, campaign), state_changed=True, notify=notice)
+
+
+# ------------------------------------------------------------------------------ progress
+
+
+def _progress_card(req: AddonRequest, campaign: Campaign) -> cards.Card:
+    found = campaign_progress(req.session, campaign, _now())
+    progress = cards.Progress(
+        campaign_id=campaign.id,
+        name=campaign.name,
+        status=campaign.status,
+        status_reason=campaign.status_reason or None,
+        sent=found.sent,
+        queued=found.queued,
+        failed=found.failed,
+        skipped=found.skipped,
+        bounced=found.bounced,
+        next_send_at=found.next_send_at,
+        forecast_finish_at=found.forecast_finish_at,
+        quota_used=found.quota_used,
+        quota_cap=found.quota_cap,
+        scheduled_at=aware(campaign.scheduled_at) if campaign.scheduled_at else None,
+        finished_at=aware(campaign.finished_at) if campaign.finished_at else None,
+    )
+    return cards.progress_card(req.actions, progress, display=_display(req))
+
+
+@mailing_action("mailing_progress")
+def progress(req: AddonRequest) -> Result:
+    """A campaign's progress (parameters campaign_id; nav=update to refresh)."""
+    campaign = _campaign(req, manage=True)
+    if campaign.status == DRAFT:
+        return _shown(req, _preview_card(req, campaign, 0))
+    return _shown(req, _progress_card(req, campaign))
+
+
+def _change(req: AddonRequest, change: Callable[[Campaign], None], done: str) -> Result:
+    campaign = _campaign(req, manage=True)
+    try:
+        change(campaign)
+    except CampaignError as exc:
+        g.db_rollback = True
+        return update(_progress_card(req, campaign), notify=str(exc).capitalize())
+    return update(_progress_card(req, campaign), state_changed=True, notify=done)
+
+
+@mailing_action("mailing_pause")
+def pause(req: AddonRequest) -> Result:
+    """Pause a running or scheduled campaign."""
+    now = _now()
+    reason = f"paused by {req.member.email}"
+    return _change(req, lambda c: pause_campaign(req.session, c, now, reason), "Campaign paused")
+
+
+@mailing_action("mailing_resume")
+def resume(req: AddonRequest) -> Result:
+    """Resume a paused campaign (sending needs the grant)."""
+    if not has_send_grant(req.session, req.member):
+        return _grant_card(req)
+    now = _now()
+    return _change(req, lambda c: resume_campaign(req.session, c, now), "Campaign resumed")
+
+
+@mailing_action("mailing_confirm_cancel")
+def confirm_cancel(req: AddonRequest) -> Result:
+    """Ask before cancelling a campaign."""
+    campaign = _campaign(req, manage=True)
+    queued = campaign_progress(req.session, campaign, _now()).queued
+    return update(cards.confirm_cancel_card(req.actions, campaign.id, campaign.name, queued))
+
+
+@mailing_action("mailing_cancel")
+def cancel(req: AddonRequest) -> Result:
+    """Cancel a campaign (queued messages are never sent), or discard a draft."""
+    campaign = _campaign(req, manage=True)
+    if campaign.status == DRAFT:
+        cancel_campaign(req.session, campaign, _now())
+        return navigate(
+            {"popToRoot": True},
+            {"pushCard": _home_card(req)},
+            state_changed=True,
+            notify="Draft discarded",
+        )
+    return _change(req, lambda c: cancel_campaign(req.session, c, _now()), "Campaign cancelled")
