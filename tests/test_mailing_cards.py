@@ -9,22 +9,23 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from addon.cards import mailing as cards
 from addon.cards.widgets import Actions
 from addon.crm.models import Member, SavedView
 from addon.crm.views import save_view
 from addon.crm.workspaces import folders_by_key
-from addon.gmail.fake_server import FakeSending
+from addon.gmail.fake_server import FakeGmailServer, FakeSending
 from addon.mailing.campaigns import create_campaign
+from addon.mailing.clock import FakeClock
 from addon.mailing.models import Campaign, MailTemplate, SendLog, suppress
-from addon.web.mailing_actions import GRANTS_EXTENSION, GrantHooks
+from addon.web.mailing_actions import CLOCK_EXTENSION, GRANTS_EXTENSION, GrantHooks
 from tests.cardcheck import BASE_URL, check_card
 from tests.cardread import actions_in, card_of, navigations, texts
 from tests.crmdata import Crm
 from tests.google_fakes import AddonClient
-from tests.mailing_support import FakeGrants, sending
+from tests.mailing_support import FakeGrants, make_worker, sending
 
 __all__ = ["sending"]  # the fake Gmail's sending side, as a fixture
 
@@ -553,25 +554,23 @@ def campaigns(db: Session) -> list[Campaign]:
     return list(db.scalars(select(Campaign).order_by(Campaign.id)))
 
 
-def draft(addon: AddonClient, audience: Audience, **more: Any) -> tuple[Campaign, dict[str, Any]]:
+def draft(
+    addon: AddonClient, db: Session, audience: Audience, **more: Any
+) -> tuple[Campaign, dict[str, Any]]:
     """Save the campaign form; the draft and the preview card."""
     data = addon.action("mailing_save_campaign", form=campaign_form(audience, **more))
     assert navigations(data) == ["updateCard"]
-    created = campaigns(addon_db(addon))
-    return created[-1], card_of(data)
+    return campaigns(db)[-1], card_of(data)
 
 
-_DB: dict[int, Session] = {}
-
-
-def addon_db(addon: AddonClient) -> Session:
-    """The test session registered for this client."""
-    return _DB[id(addon)]
-
-
-@pytest.fixture(autouse=True)
-def _register_db(addon: AddonClient, db: Session) -> None:
-    _DB[id(addon)] = db
+def labelled(card: dict[str, Any]) -> dict[str, str]:
+    """The text of each labelled line of a card, by its top label."""
+    return {
+        w["decoratedText"]["topLabel"]: w["decoratedText"]["text"]
+        for s in card["sections"]
+        for w in s["widgets"]
+        if "topLabel" in w.get("decoratedText", {})
+    }
 
 
 def test_preview_counts_recipients_lists_exclusions_and_renders_each_one(
@@ -585,7 +584,7 @@ def test_preview_counts_recipients_lists_exclusions_and_renders_each_one(
         if w.get("selectionInput", {}).get("name") == "cmp_view"
     )
     assert [i["text"] for i in view_items if i["value"]] == ["Leads"]
-    campaign, preview = draft(addon, audience, cmp_cc="boss@acme.test")
+    campaign, preview = draft(addon, db, audience, cmp_cc="boss@acme.test")
     assert (campaign.status, campaign.cc, campaign.view_id) == (
         "draft",
         "boss@acme.test",
@@ -638,7 +637,7 @@ def test_campaign_form_errors_keep_the_input_and_save_nothing(
 def test_send_test_to_myself(
     addon: AddonClient, audience: Audience, db: Session, granted: Grants, sending: FakeSending
 ) -> None:
-    campaign, _ = draft(addon, audience)
+    campaign, _ = draft(addon, db, audience)
     data = addon.action(
         "mailing_send_test", parameters={"campaign_id": str(campaign.id), "position": "1"}
     )
@@ -655,7 +654,7 @@ def test_without_a_grant_sending_steps_explain_and_offer_the_link(
     home = card_of(addon.action("mailing_home"))
     assert "send email on your behalf" in texts(home)
     assert buttons(home)["Allow sending"]["onClick"]["openLink"]["url"] == CONNECT_URL
-    campaign, _ = draft(addon, audience)  # drafting and previewing need no grant
+    campaign, _ = draft(addon, db, audience)  # drafting and previewing need no grant
     for name in ("mailing_send_test", "mailing_start"):
         shown = card_of(addon.action(name, parameters={"campaign_id": str(campaign.id)}))
         assert shown["name"] == "mailing-grant"
@@ -668,7 +667,7 @@ def test_without_a_grant_sending_steps_explain_and_offer_the_link(
 def test_start_then_progress_pause_resume_and_cancel(
     addon: AddonClient, audience: Audience, db: Session, granted: Grants
 ) -> None:
-    campaign, _ = draft(addon, audience)
+    campaign, _ = draft(addon, db, audience)
     cid = {"campaign_id": str(campaign.id)}
     data = addon.action("mailing_start", parameters=cid)
     assert data["renderActions"]["action"]["notification"]["text"] == "Sending started"
@@ -677,12 +676,7 @@ def test_start_then_progress_pause_resume_and_cancel(
     assert campaign.status == "running"
     text = texts(shown)
     assert "Sending" in text and "Queued" in text
-    queued = {
-        w["decoratedText"]["topLabel"]: w["decoratedText"]["text"]
-        for s in shown["sections"]
-        for w in s["widgets"]
-        if "topLabel" in w.get("decoratedText", {})
-    }
+    queued = labelled(shown)
     assert (queued["Sent"], queued["Queued"], queued["Skipped"]) == ("0", "2", "2")
     assert queued["Quota used (rolling 24 hours)"] == "0 of 1,500 recipients"
     assert queued["Next send"] != "—" and queued["Forecast finish"] != "—"
@@ -713,7 +707,7 @@ def test_a_scheduled_start_waits_for_its_time(
 ) -> None:
     later = datetime.now(UTC) + timedelta(days=2)
     at = {"dateTimeInput": {"msSinceEpoch": str(int(later.timestamp() * 1000))}}
-    campaign, preview = draft(addon, audience, cmp_start=at, cmp_gaps="true")
+    campaign, preview = draft(addon, db, audience, cmp_start=at, cmp_gaps="true")
     assert campaign.human_gaps is True
     assert "Schedule" in buttons(preview) and "human-like gaps" in texts(preview)
     shown = card_of(addon.action("mailing_start", parameters={"campaign_id": str(campaign.id)}))
@@ -788,7 +782,7 @@ def test_another_workspaces_ids_are_refused_and_change_nothing(
 def test_only_the_sender_starts_a_campaign(
     addon: AddonClient, audience: Audience, db: Session, granted: Grants
 ) -> None:
-    campaign, _ = draft(addon, audience)
+    campaign, _ = draft(addon, db, audience)
     manager = member_client(addon, db, "boss@acme.test", "manager")
     boss = db.execute(select(Member).where(Member.email == "boss@acme.test")).scalar_one()
     granted.granted.add(boss.id)
@@ -801,8 +795,35 @@ def test_only_the_sender_starts_a_campaign(
 def test_discarding_a_draft_returns_to_mail_merge(
     addon: AddonClient, audience: Audience, db: Session
 ) -> None:
-    campaign, _ = draft(addon, audience)
+    campaign, _ = draft(addon, db, audience)
     data = addon.action("mailing_cancel", parameters={"campaign_id": str(campaign.id)})
     assert navigations(data) == ["popToRoot", "pushCard"]
     db.refresh(campaign)
     assert campaign.status == "cancelled"
+
+
+def test_progress_follows_the_worker(
+    app: Flask,
+    addon: AddonClient,
+    audience: Audience,
+    db: Session,
+    granted: Grants,
+    sending: FakeSending,
+    session_factory: sessionmaker[Session],
+    gmail_server: FakeGmailServer,
+) -> None:
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    app.extensions[CLOCK_EXTENSION] = clock
+    sending.clock = clock.now
+    campaign, _ = draft(addon, db, audience, cmp_bcc="archive@acme.test")
+    cid = {"campaign_id": str(campaign.id)}
+    addon.action("mailing_start", parameters=cid)
+    worker = make_worker(session_factory, gmail_server, clock, granted.store)
+    worker.run(until_done=True)
+    assert sorted(m.to for m in sending.sent) == ["ann@client.test", "cat@client.test"]
+    shown = card_of(addon.action("mailing_progress", parameters={**cid, "nav": "update"}))
+    labels = labelled(shown)
+    assert (labels["Status"], labels["Sent"], labels["Queued"]) == ("<b>Completed</b>", "2", "0")
+    # Each message had a bcc: two recipients per message count against the quota.
+    assert labels["Quota used (rolling 24 hours)"] == "4 of 1,500 recipients"
+    assert "Finished" in labels and "Next send" not in labels
