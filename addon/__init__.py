@@ -18,6 +18,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         health,
         hygiene_actions,
         mailing_actions,
+        mailing_campaign_actions,
         massupdate_actions,
         registry,
         settings_actions,

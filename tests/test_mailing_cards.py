@@ -622,7 +622,7 @@ def test_campaign_form_errors_keep_the_input_and_save_nothing(
     past = {"dateTimeInput": {"msSinceEpoch": "1000000000000"}}
     cases: list[tuple[dict[str, Any], str]] = [
         ({"cmp_template": ""}, "Choose a template. Nothing was saved."),
-        ({"cmp_cc": "not an address"}, "“not an address” in Cc is not an email address"),
+        ({"cmp_cc": "nobody-at-all"}, "“nobody-at-all” in Cc is not an email address"),
         ({"cmp_start": past}, "The start time has passed"),
         ({"cmp_name": "  "}, "Give the campaign a name"),
     ]
@@ -827,3 +827,35 @@ def test_progress_follows_the_worker(
     # Each message had a bcc: two recipients per message count against the quota.
     assert labels["Quota used (rolling 24 hours)"] == "4 of 1,500 recipients"
     assert "Finished" in labels and "Next send" not in labels
+
+
+def test_edit_a_draft_then_no_more_once_started(
+    addon: AddonClient, audience: Audience, db: Session, granted: Grants
+) -> None:
+    campaign, _ = draft(addon, db, audience)
+    cid = {"campaign_id": str(campaign.id)}
+    form = card_of(addon.action("mailing_edit_campaign", parameters=cid))
+    assert inputs(form)["cmp_name"] == "Spring"
+    data = addon.action(
+        "mailing_save_campaign",
+        parameters=cid,
+        form=campaign_form(audience, cmp_name="Spring 2", cmp_bcc="a@acme.test; b@acme.test"),
+    )
+    assert navigations(data) == ["pop", "updateCard"]
+    db.refresh(campaign)
+    assert (campaign.name, campaign.bcc) == ("Spring 2", "a@acme.test, b@acme.test")
+    too_many = ", ".join(f"c{i}@acme.test" for i in range(100))
+    shown = card_of(
+        addon.action(
+            "mailing_save_campaign", parameters=cid, form=campaign_form(audience, cmp_cc=too_many)
+        )
+    )
+    assert "at most 99 cc and bcc addresses" in texts(shown)
+    db.refresh(campaign)
+    assert campaign.cc == ""
+    addon.action("mailing_start", parameters=cid)
+    for name in ("mailing_edit_campaign", "mailing_save_campaign", "mailing_send_test"):
+        refused = card_of(addon.action(name, parameters=cid, form=campaign_form(audience)))
+        assert "it can no longer be edited" in texts(refused)
+    db.refresh(campaign)
+    assert (campaign.name, campaign.status) == ("Spring 2", "running")

@@ -569,7 +569,7 @@ def preview_card(
             actions.on_click("mailing_send_test", campaign_id=cid, position=preview.position),
         ),
         button("Edit", actions.on_click("mailing_edit_campaign", campaign_id=cid)),
-        button("Delete draft", actions.on_click("mailing_cancel", campaign_id=cid)),
+        button("Discard draft", actions.on_click("mailing_cancel", campaign_id=cid)),
     ]
     sections.append(section([button_list(*buttons)], "Actions"))
     start_text = "Schedule" if preview.scheduled_at else "Start sending"
