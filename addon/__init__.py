@@ -19,6 +19,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         hygiene_actions,
         mailing_actions,
         mailing_campaign_actions,
+        mailing_tasks,
         massupdate_actions,
         registry,
         settings_actions,
@@ -39,6 +40,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(triggers.bp)
     app.register_blueprint(registry.bp)
     app.register_blueprint(unsubscribe.bp)
+    app.register_blueprint(mailing_tasks.bp)
     dev.init_app(app, config or {})
     cli.register(app)
     return app

@@ -24,10 +24,20 @@ DEFAULTS: dict[str, Any] = {
     # Least seconds between refetches forced by tokens signed with an unknown key id.
     "CERTS_MIN_REFRESH_SECONDS": 30,
     "GMAIL_TIMEOUT_SECONDS": 10,
+    # Mail merge task endpoint: who may call it, and how long one pass may run (under
+    # gunicorn's 30 s request timeout in app.yaml).
+    "TASKS_TOKEN": "",
+    "ON_APP_ENGINE": False,
+    "MAILING_TASK_SECONDS": 20,
 }
 
-_BOOLEAN_KEYS = {"DEV"}
-_INTEGER_KEYS = {"CERTS_CACHE_SECONDS", "CERTS_MIN_REFRESH_SECONDS", "GMAIL_TIMEOUT_SECONDS"}
+_BOOLEAN_KEYS = {"DEV", "ON_APP_ENGINE"}
+_INTEGER_KEYS = {
+    "CERTS_CACHE_SECONDS",
+    "CERTS_MIN_REFRESH_SECONDS",
+    "GMAIL_TIMEOUT_SECONDS",
+    "MAILING_TASK_SECONDS",
+}
 
 
 def _coerce(key: str, raw: str) -> Any:

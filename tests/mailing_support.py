@@ -49,8 +49,7 @@ def seed_contacts(
 ) -> list[int]:
     """Contacts with a first name and one address each, written in bulk."""
     fields = {
-        f.key: f.id
-        for f in db.scalars(select(FieldDef).where(FieldDef.folder_id == folder.id))
+        f.key: f.id for f in db.scalars(select(FieldDef).where(FieldDef.folder_id == folder.id))
     }
     now = START - timedelta(days=30)
     first = db.scalar(select(Record.id).order_by(Record.id.desc()).limit(1)) or 0

@@ -189,6 +189,8 @@ class FakeSending:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     # Real seconds each send takes (widens the window a crash can fall in).
     delay: float = 0.0
+    # The Retry-After of an injected 429.
+    retry_after: int = 1
     bad_recipients: set[str] = field(default_factory=set)
     revoked_tokens: set[str] = field(default_factory=set)
     sent: list[SentMail] = field(default_factory=list)
@@ -204,6 +206,7 @@ class FakeSending:
             self.faults.clear()
             self.odds.clear()
             self.delay = 0.0
+            self.retry_after = 1
             self.bad_recipients.clear()
             self.revoked_tokens.clear()
             self.sent.clear()
@@ -268,7 +271,7 @@ class FakeSending:
                 self.refused.append((now, user, fault))
                 if fault == "429":
                     return self._error(
-                        429, "Rate limit exceeded (injected)", "rateLimitExceeded", 1
+                        429, "Rate limit exceeded (injected)", "rateLimitExceeded", self.retry_after
                     )
                 if fault == "500":
                     return self._error(500, "Backend Error (injected)", "backendError")

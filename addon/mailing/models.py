@@ -141,6 +141,8 @@ class CampaignRecipient(Base):
     recipients_count: Mapped[int] = mapped_column(Integer, default=1)
     rendered_subject: Mapped[str | None] = mapped_column(String(998))
     bounced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the sent message entered the email ledger (recorded in batches after sending).
+    recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class MailSuppression(Base):
@@ -168,6 +170,7 @@ class SendLog(Base):
     __table_args__ = (
         CheckConstraint(_in("source", SEND_SOURCES), name="source"),
         Index("ix_mail_send_log_sender_time", "sender_member_id", "sent_at"),
+        Index("ix_mail_send_log_sender_key", "sender_member_id", "message_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from addon.crm.models import Member
@@ -33,29 +33,55 @@ def sender_policy(member: Member) -> QuotaPolicy:
     return policy_for(workspace.is_consumer, workspace.settings)
 
 
-def _outside_events(session: Session, member: Member, start: datetime) -> list[Event]:
-    # Mail the member sent outside the add-on, known to the ledger; messages the add-on
-    # sent are in the send log already and carry the same key.
-    logged = select(SendLog.message_key).where(
-        SendLog.sender_member_id == member.id, SendLog.message_key.is_not(None)
+# Statements built once; SQLAlchemy caches their compiled form.
+_LOGGED = (
+    select(SendLog.id)
+    .where(
+        SendLog.sender_member_id == bindparam("member_id"),
+        SendLog.message_key == LedgerMessage.message_key,
     )
+    .exists()
+)
+# Mail the member sent outside the add-on, known to the ledger; messages the add-on sent
+# are in the send log already, under the same key.
+_OUTSIDE = (
+    select(LedgerMessage.sent_at, func.count(LedgerParticipant.email))
+    .join(
+        LedgerParticipant,
+        and_(
+            LedgerParticipant.message_id == LedgerMessage.id,
+            LedgerParticipant.role.in_(("to", "cc", "bcc")),
+        ),
+    )
+    .where(
+        LedgerMessage.workspace_id == bindparam("workspace_id"),
+        LedgerMessage.direction == SENT,
+        LedgerMessage.from_email == bindparam("email"),
+        LedgerMessage.sent_at > bindparam("start"),
+        ~_LOGGED,
+    )
+    .group_by(LedgerMessage.id, LedgerMessage.sent_at)
+)
+_USED = select(func.coalesce(func.sum(SendLog.recipients), 0), func.max(SendLog.sent_at)).where(
+    SendLog.sender_member_id == bindparam("member_id"), SendLog.sent_at > bindparam("start")
+)
+_OLDEST = (
+    select(SendLog.sent_at, SendLog.recipients)
+    .where(SendLog.sender_member_id == bindparam("member_id"), SendLog.sent_at > bindparam("start"))
+    .order_by(SendLog.sent_at)
+    .limit(PREFIX_EVENTS)
+)
+
+
+def _outside_events(session: Session, member: Member, start: datetime) -> list[Event]:
     rows = session.execute(
-        select(LedgerMessage.sent_at, func.count(LedgerParticipant.email))
-        .join(
-            LedgerParticipant,
-            and_(
-                LedgerParticipant.message_id == LedgerMessage.id,
-                LedgerParticipant.role.in_(("to", "cc", "bcc")),
-            ),
-        )
-        .where(
-            LedgerMessage.workspace_id == member.workspace_id,
-            LedgerMessage.direction == SENT,
-            LedgerMessage.from_email == member.email.lower(),
-            LedgerMessage.sent_at > start,
-            LedgerMessage.message_key.not_in(logged),
-        )
-        .group_by(LedgerMessage.id, LedgerMessage.sent_at)
+        _OUTSIDE,
+        {
+            "workspace_id": member.workspace_id,
+            "email": member.email.lower(),
+            "start": start,
+            "member_id": member.id,
+        },
     ).all()
     return [(aware(when), int(n)) for when, n in rows]
 
@@ -65,30 +91,27 @@ def aware(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def sender_usage(session: Session, member: Member, now: datetime) -> Usage:
-    """Recipients counted for the member at `now`, the oldest events, and the last send."""
+def sender_usage(
+    session: Session, member: Member, now: datetime, recipients: int | None = None
+) -> Usage:
+    """Recipients counted for the member at `now`, the oldest events, and the last send.
+
+    With `recipients`, the oldest events are loaded only when that many would not fit.
+    """
     start = now - WINDOW
-    used, last = session.execute(
-        select(func.coalesce(func.sum(SendLog.recipients), 0), func.max(SendLog.sent_at)).where(
-            SendLog.sender_member_id == member.id, SendLog.sent_at > start
-        )
-    ).one()
-    oldest = [
-        (aware(when), int(n))
-        for when, n in session.execute(
-            select(SendLog.sent_at, SendLog.recipients)
-            .where(SendLog.sender_member_id == member.id, SendLog.sent_at > start)
-            .order_by(SendLog.sent_at)
-            .limit(PREFIX_EVENTS)
-        )
-    ]
+    policy = sender_policy(member)
+    params = {"member_id": member.id, "start": start}
+    used, last = session.execute(_USED, params).one()
+    used = int(used)
     outside = _outside_events(session, member, start)
-    if outside:
+    used += sum(n for _, n in outside)
+    oldest: list[Event] = []
+    if recipients is None or used + recipients > policy.cap:
+        oldest = [(aware(when), int(n)) for when, n in session.execute(_OLDEST, params)]
         oldest = sorted(oldest + outside)
-        used = int(used) + sum(n for _, n in outside)
     return Usage(
-        policy=sender_policy(member),
-        used=int(used),
+        policy=policy,
+        used=used,
         oldest=oldest,
         last_send_at=aware(last) if last is not None else None,
     )
@@ -104,7 +127,7 @@ def earliest_send(
     min_interval: timedelta | None = None,
 ) -> datetime:
     """When the member may next send a message to `recipients` people."""
-    usage = sender_usage(session, member, now)
+    usage = sender_usage(session, member, now, recipients)
     return next_send_time(
         now=now,
         recipients=recipients,

@@ -61,7 +61,7 @@ from addon.mailing.sender import (
     SendError,
 )
 from addon.mailing.templates import MissingValues
-from addon.mailing.usage import earliest_send
+from addon.mailing.usage import aware, earliest_send
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +210,7 @@ class Worker:
                 )
                 session.commit()
                 if not claimed:
+                    self.record_in_ledger(session, member)
                     for campaign in session.scalars(
                         select(Campaign).where(
                             Campaign.sender_member_id == member_id, Campaign.status == RUNNING
@@ -224,7 +225,9 @@ class Worker:
                     session.rollback()
                     release(session, claimed, self.settings.worker_id)
                     session.commit()
+                    self.record_in_ledger(session, member)
                     return stop.until
+                self.record_in_ledger(session, member)
 
     def _work_batch(
         self, session: Session, member: Member, sender: Sender, claimed: list[CampaignRecipient]
@@ -366,12 +369,13 @@ class Worker:
                     min_interval=self.settings.min_interval,
                 )
             except QuotaError as exc:
-                session.rollback()
+                session.commit()
                 self._finish(session, recipient, RECIPIENT_FAILED, str(exc))
                 return False
             if at <= now:
                 break
-            session.rollback()
+            # Ends the transaction (and the lock) without expiring the loaded rows.
+            session.commit()
             if at - now > self.settings.short_wait:
                 raise _Stop(at)
             self.clock.sleep((at - now).total_seconds())
@@ -457,30 +461,59 @@ class Worker:
         recipient.claimed_by = None
         recipient.claimed_until = None
         recipient.next_attempt_at = None
+        if subject and not recipient.rendered_subject:
+            recipient.rendered_subject = subject[:998]
         self._touch_reservation(session, recipient)
-        if self.settings.record_ledger:
-            record_messages(
-                session,
-                member,
-                [
-                    LedgerInput(
-                        message_id=recipient.message_id,
-                        gmail_id=gmail_id,
-                        gmail_thread_id=gmail_id,
-                        sender=member.email,
-                        to=recipient.email,
-                        cc=campaign.cc,
-                        bcc=campaign.bcc,
-                        date=format_datetime(now),
-                        subject=subject,
-                        label_ids=("SENT",),
-                        internal_date=now,
-                    )
-                ],
-                clock=self.clock.now,
-            )
         session.commit()
         self.report.sent += 1
+
+    def record_in_ledger(self, session: Session, member: Member) -> int:
+        """Enter the member's sent campaign messages the ledger lacks, in one batch.
+
+        Runs after each batch of sends (and so after a crash too): sending never waits for
+        the ledger, and the ledger ignores a Message-ID it already holds.
+        """
+        if not self.settings.record_ledger:
+            return 0
+        rows = session.execute(
+            select(CampaignRecipient, Campaign.cc, Campaign.bcc)
+            .join(Campaign, Campaign.id == CampaignRecipient.campaign_id)
+            .where(
+                Campaign.sender_member_id == member.id,
+                CampaignRecipient.state == SENT,
+                CampaignRecipient.recorded_at.is_(None),
+            )
+            .order_by(CampaignRecipient.id)
+            .limit(1000)
+        ).all()
+        if not rows:
+            return 0
+        record_messages(
+            session,
+            member,
+            [
+                LedgerInput(
+                    message_id=r.message_id,
+                    gmail_id=r.gmail_message_id or "",
+                    gmail_thread_id=r.gmail_message_id or "",
+                    sender=member.email,
+                    to=r.email,
+                    cc=cc,
+                    bcc=bcc,
+                    date=format_datetime(aware(r.sent_at)) if r.sent_at else "",
+                    subject=r.rendered_subject or "",
+                    label_ids=("SENT",),
+                    internal_date=aware(r.sent_at) if r.sent_at else None,
+                )
+                for r, cc, bcc in rows
+            ],
+            clock=self.clock.now,
+        )
+        now = self.clock.now()
+        for recipient, _cc, _bcc in rows:
+            recipient.recorded_at = now
+        session.commit()
+        return len(rows)
 
     def _pause_sender(self, session: Session, member: Member, reason: str) -> None:
         """Pause the member's running campaigns, saying why."""

@@ -116,6 +116,7 @@ def upgrade() -> None:
         sa.Column("recipients_count", sa.Integer(), nullable=False),
         sa.Column("rendered_subject", sa.String(length=998), nullable=True),
         sa.Column("bounced_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "state IN ('queued', 'sending', 'sent', 'failed', 'skipped')",
             name=op.f("ck_campaign_recipients_state"),
@@ -187,6 +188,9 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_mail_send_log_sender_time", ["sender_member_id", "sent_at"], unique=False
         )
+        batch_op.create_index(
+            "ix_mail_send_log_sender_key", ["sender_member_id", "message_key"], unique=False
+        )
 
     op.create_table(
         "mail_suppressions",
@@ -223,6 +227,7 @@ def downgrade() -> None:
     """Revert this revision."""
     op.drop_table("mail_suppressions")
     with op.batch_alter_table("mail_send_log", schema=None) as batch_op:
+        batch_op.drop_index("ix_mail_send_log_sender_key")
         batch_op.drop_index("ix_mail_send_log_sender_time")
 
     op.drop_table("mail_send_log")
