@@ -13,6 +13,7 @@ import json
 import math
 import multiprocessing
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -411,6 +412,12 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
 
 class _FakeHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet when a client goes away mid-request (tests kill worker processes)."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def __init__(self, address: tuple[str, int], state: FakeGmail) -> None:
         self.state = state

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from addon.crm.models import Member
 from addon.ledger.ingest import record_messages
@@ -379,6 +380,24 @@ class Worker:
             if at - now > self.settings.short_wait:
                 raise _Stop(at)
             self.clock.sleep((at - now).total_seconds())
+        # Only while this worker still holds the lease: a lease that ran out may have
+        # passed the row to another worker, which then owns the send.
+        lease_end = now + self.settings.lease
+        taken = session.execute(
+            update(CampaignRecipient)
+            .where(
+                CampaignRecipient.id == recipient.id,
+                CampaignRecipient.claimed_by == self.settings.worker_id,
+                CampaignRecipient.state == QUEUED,
+            )
+            .values(
+                state=SENDING, attempts=CampaignRecipient.attempts + 1, claimed_until=lease_end
+            ),
+            execution_options={"synchronize_session": False},
+        )
+        if getattr(taken, "rowcount", 0) != 1:
+            session.rollback()
+            return False
         session.add(
             SendLog(
                 workspace_id=recipient.workspace_id,
@@ -390,10 +409,10 @@ class Worker:
                 message_key=_key(recipient.message_id),
             )
         )
-        recipient.state = SENDING
-        recipient.attempts += 1
-        recipient.claimed_until = now + self.settings.lease
         session.commit()
+        set_committed_value(recipient, "state", SENDING)
+        set_committed_value(recipient, "attempts", recipient.attempts + 1)
+        set_committed_value(recipient, "claimed_until", lease_end)
         return True
 
     def _reservation(self, session: Session, recipient: CampaignRecipient) -> SendLog | None:
