@@ -73,7 +73,8 @@ _OLDEST = (
 )
 
 
-def _outside_events(session: Session, member: Member, start: datetime) -> list[Event]:
+def outside_events(session: Session, member: Member, start: datetime) -> list[Event]:
+    """Mail the member sent after `start` outside the add-on, as the ledger knows it."""
     rows = session.execute(
         _OUTSIDE,
         {
@@ -92,18 +93,26 @@ def aware(when: datetime) -> datetime:
 
 
 def sender_usage(
-    session: Session, member: Member, now: datetime, recipients: int | None = None
+    session: Session,
+    member: Member,
+    now: datetime,
+    recipients: int | None = None,
+    outside: list[Event] | None = None,
 ) -> Usage:
     """Recipients counted for the member at `now`, the oldest events, and the last send.
 
     With `recipients`, the oldest events are loaded only when that many would not fit.
+    `outside` may hand over recently loaded outside_events (the worker caches them).
     """
     start = now - WINDOW
     policy = sender_policy(member)
     params = {"member_id": member.id, "start": start}
     used, last = session.execute(_USED, params).one()
     used = int(used)
-    outside = _outside_events(session, member, start)
+    if outside is None:
+        outside = outside_events(session, member, start)
+    else:
+        outside = [e for e in outside if e[0] > start]
     used += sum(n for _, n in outside)
     oldest: list[Event] = []
     if recipients is None or used + recipients > policy.cap:
@@ -125,9 +134,10 @@ def earliest_send(
     gap: timedelta = timedelta(0),
     *,
     min_interval: timedelta | None = None,
+    outside: list[Event] | None = None,
 ) -> datetime:
     """When the member may next send a message to `recipients` people."""
-    usage = sender_usage(session, member, now, recipients)
+    usage = sender_usage(session, member, now, recipients, outside)
     return next_send_time(
         now=now,
         recipients=recipients,

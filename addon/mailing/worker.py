@@ -51,7 +51,7 @@ from addon.mailing.models import (
     suppress,
 )
 from addon.mailing.queue import LEASE, claim, next_due_at, release, senders_with_work
-from addon.mailing.quota import QuotaError, human_gap
+from addon.mailing.quota import WINDOW, Event, QuotaError, human_gap
 from addon.mailing.sender import (
     GrantRevoked,
     OutcomeUnknown,
@@ -62,7 +62,7 @@ from addon.mailing.sender import (
     SendError,
 )
 from addon.mailing.templates import MissingValues
-from addon.mailing.usage import aware, earliest_send
+from addon.mailing.usage import aware, earliest_send, outside_events
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,8 @@ class WorkerSettings:
     short_wait: timedelta = timedelta(seconds=5)
     idle_poll: timedelta = timedelta(seconds=30)
     bounce_scan_every: timedelta = timedelta(minutes=15)
+    # How long mail a sender sent outside the add-on (from the ledger) is cached.
+    outside_refresh: timedelta = timedelta(minutes=1)
     # Overrides the per-user send interval (None: Gmail's, from the quota policy).
     min_interval: timedelta | None = None
     record_ledger: bool = True
@@ -131,6 +133,7 @@ class Worker:
         self._senders: dict[int, Sender] = {}
         self._not_before: dict[int, datetime] = {}
         self._last_bounce_scan: dict[int, datetime] = {}
+        self._outside: dict[int, tuple[datetime, list[Event]]] = {}
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -368,6 +371,7 @@ class Worker:
                     recipient.recipients_count,
                     gap,
                     min_interval=self.settings.min_interval,
+                    outside=self._outside_of(session, member, now),
                 )
             except QuotaError as exc:
                 session.commit()
@@ -414,6 +418,14 @@ class Worker:
         set_committed_value(recipient, "attempts", recipient.attempts + 1)
         set_committed_value(recipient, "claimed_until", lease_end)
         return True
+
+    def _outside_of(self, session: Session, member: Member, now: datetime) -> list[Event]:
+        """The member's mail sent outside the add-on, reloaded at most once a refresh period."""
+        cached = self._outside.get(member.id)
+        if cached is None or now - cached[0] >= self.settings.outside_refresh or cached[0] > now:
+            cached = (now, outside_events(session, member, now - WINDOW))
+            self._outside[member.id] = cached
+        return cached[1]
 
     def _reservation(self, session: Session, recipient: CampaignRecipient) -> SendLog | None:
         return session.scalar(
