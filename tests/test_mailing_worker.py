@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from itertools import pairwise
 
 from flask import Flask
 from sqlalchemy import func, select
@@ -339,3 +340,22 @@ def test_mail_sent_outside_campaigns_uses_the_quota(
     wake = worker.tick()
     assert len(sending.sent) == 1
     assert wake == earlier + WINDOW
+
+
+def test_human_gaps_space_the_sends_and_messages_carry_one_click_unsubscribe(
+    crm: Crm,
+    db: Session,
+    session_factory: sessionmaker[Session],
+    gmail_server: FakeGmailServer,
+    gmail: FakeGmail,
+    sending: FakeSending,
+) -> None:
+    _campaign, clock = _setup(db, crm, sending, count=4, human_gaps=True)
+    make_worker(session_factory, gmail_server, clock).run(until_done=True)
+    times = sorted(s.at for s in sending.sent)
+    assert len(times) == 4
+    assert all(b - a >= timedelta(seconds=20) for a, b in pairwise(times))
+    message = gmail.messages[sending.sent[0].gmail_id]
+    assert message.header("List-Unsubscribe").startswith("<https://crm.example.test/u/")
+    assert message.header("List-Unsubscribe-Post") == "List-Unsubscribe=One-Click"
+    assert message.header("Message-ID") == sending.sent[0].message_id
