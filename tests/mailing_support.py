@@ -52,23 +52,22 @@ def seed_contacts(
         f.key: f.id for f in db.scalars(select(FieldDef).where(FieldDef.folder_id == folder.id))
     }
     now = START - timedelta(days=30)
-    first = db.scalar(select(Record.id).order_by(Record.id.desc()).limit(1)) or 0
-    ids = list(range(first + 1, first + 1 + count))
-    db.execute(
-        insert(Record),
-        [
-            {
-                "id": rid,
-                "workspace_id": member.workspace_id,
-                "folder_id": folder.id,
-                "title": f"Person {i}",
-                "search_key": f"person {i}",
-                "created_by_id": member.id,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for i, rid in enumerate(ids)
-        ],
+    ids = list(
+        db.scalars(
+            insert(Record).returning(Record.id, sort_by_parameter_order=True),
+            [
+                {
+                    "workspace_id": member.workspace_id,
+                    "folder_id": folder.id,
+                    "title": f"Person {i}",
+                    "search_key": f"person {i}",
+                    "created_by_id": member.id,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in range(count)
+            ],
+        )
     )
     values = []
     emails = []
