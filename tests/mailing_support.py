@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from google.oauth2.credentials import Credentials
@@ -125,7 +126,7 @@ def running_campaign(
     folder: Folder,
     template: MailTemplate,
     now: datetime = START,
-    **options: object,
+    **options: Any,
 ) -> Campaign:
     """A campaign over the folder, started (resolved) at `now`."""
     campaign = create_campaign(
@@ -134,7 +135,7 @@ def running_campaign(
         name="Spring outreach",
         template_id=template.id,
         folder_id=folder.id,
-        **options,  # type: ignore[arg-type]
+        **options,
     )
     start_campaign(db, campaign, now)
     db.flush()
@@ -146,9 +147,9 @@ def make_worker(
     server: FakeGmailServer,
     clock: FakeClock,
     grants: FakeGrants | None = None,
-    **settings: object,
+    **settings: Any,
 ) -> Worker:
     """A worker on the fake clock, talking to the fake Gmail server."""
-    options = WorkerSettings(base_url=BASE_URL, secret=SECRET, **settings)  # type: ignore[arg-type]
+    options = WorkerSettings(base_url=BASE_URL, secret=SECRET, **settings)
     factory = gmail_sender_factory(server.url, grants or FakeGrants(), timeout=5)
     return Worker(sessions, factory, clock, options)

@@ -85,9 +85,7 @@ def test_next_send_time_waits_for_the_window_and_the_rate() -> None:
     assert next_send_time(now=now, recipients=1, cap=1500, window_events=events) == T0 + WINDOW
     # Under the cap: only the per-user rate applies.
     last = now - timedelta(milliseconds=100)
-    fits = next_send_time(
-        now=now, recipients=1, cap=1600, window_events=events, last_send_at=last
-    )
+    fits = next_send_time(now=now, recipients=1, cap=1600, window_events=events, last_send_at=last)
     assert fits == last + MIN_SEND_INTERVAL
     # A prefix of the events with the total: a lower bound, never later than the truth.
     prefix = next_send_time(now=now, recipients=100, cap=1450, window_events=events[:2], used=1500)

@@ -4,6 +4,7 @@ and progress with the quota forecast."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -31,6 +32,7 @@ from addon.mailing.models import (
     RUNNING,
     SCHEDULED,
     SKIPPED,
+    Campaign,
     CampaignRecipient,
     suppress,
 )
@@ -39,7 +41,9 @@ from tests.crmdata import Crm
 from tests.mailing_support import START, make_template, seed_contacts
 
 
-def _campaign(db: Session, crm: Crm, subject: str = "Hi {{first_name}}", **options: object):  # type: ignore[no-untyped-def]
+def _campaign(
+    db: Session, crm: Crm, subject: str = "Hi {{first_name}}", **options: Any
+) -> Campaign:
     template = make_template(db, crm.member, subject=subject, text="Hello {{first_name|there}}")
     return create_campaign(
         db,
@@ -47,7 +51,7 @@ def _campaign(db: Session, crm: Crm, subject: str = "Hi {{first_name}}", **optio
         name="Launch",
         template_id=template.id,
         folder_id=crm.folders["contacts"].id,
-        **options,  # type: ignore[arg-type]
+        **options,
     )
 
 

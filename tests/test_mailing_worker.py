@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from itertools import pairwise
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import func, select
@@ -154,7 +155,7 @@ def test_five_thousand_recipients_exactly_once_within_the_cap_and_using_it_fully
 
 
 def _setup(
-    db: Session, crm: Crm, sending: FakeSending, count: int = 3, **options: object
+    db: Session, crm: Crm, sending: FakeSending, count: int = 3, **options: Any
 ) -> tuple[Campaign, FakeClock]:
     seed_contacts(db, crm.member, crm.folders["contacts"], count)
     campaign = running_campaign(

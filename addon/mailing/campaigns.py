@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol, TypeVar
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
@@ -105,7 +106,17 @@ class Progress:
     quota_cap: int
 
 
-def _owned(session: Session, model: type, object_id: int | None, workspace_id: int, what: str):  # type: ignore[no-untyped-def]
+class _Owned(Protocol):
+    workspace_id: int
+
+
+_T = TypeVar("_T", bound=_Owned)
+
+
+def _owned(
+    session: Session, model: type[_T], object_id: int | None, workspace_id: int, what: str
+) -> _T | None:
+    """The object if it exists in the workspace; a foreign id reads as a missing one."""
     if object_id is None:
         return None
     found = session.get(model, object_id)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
@@ -633,6 +632,3 @@ def _key(message_id: str) -> str:
     """The ledger key of a Message-ID (no angle brackets, long ones hashed)."""
     keys = message_ids(message_id)
     return keys[0] if keys else message_id
-
-
-WorkerFactory = Callable[[], Worker]
