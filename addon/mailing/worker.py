@@ -383,8 +383,9 @@ class Worker:
             if at - now > self.settings.short_wait:
                 raise _Stop(at)
             self.clock.sleep((at - now).total_seconds())
-        # Only while this worker still holds the lease: a lease that ran out may have
-        # passed the row to another worker, which then owns the send.
+        # Only while this worker still holds the lease (one that ran out may have passed
+        # the row to another worker, which then owns the send), the row is still queued
+        # (not unsubscribed meanwhile) and the campaign still running.
         lease_end = now + self.settings.lease
         taken = session.execute(
             update(CampaignRecipient)
@@ -392,6 +393,10 @@ class Worker:
                 CampaignRecipient.id == recipient.id,
                 CampaignRecipient.claimed_by == self.settings.worker_id,
                 CampaignRecipient.state == QUEUED,
+                # A pause or cancel made while the batch was claimed takes effect here.
+                CampaignRecipient.campaign_id.in_(
+                    select(Campaign.id).where(Campaign.status == RUNNING)
+                ),
             )
             .values(
                 state=SENDING, attempts=CampaignRecipient.attempts + 1, claimed_until=lease_end
