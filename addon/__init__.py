@@ -11,6 +11,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask application; nothing is global at import time."""
     from addon import cli, db, logs
     from addon.config import load_settings
+    from addon.mailing import identity as mailing_identity
     from addon.web import (  # noqa: F401 (registers)
         actions,
         admin_actions,
@@ -23,11 +24,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         health,
         hygiene_actions,
         ledger_actions,
+        mailing_actions,
+        mailing_campaign_actions,
+        mailing_tasks,
         massupdate_actions,
         oauth,
         registry,
         settings_actions,
         triggers,
+        unsubscribe,
         view_actions,
         webform_actions,
     )
@@ -46,7 +51,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(triggers.bp)
     app.register_blueprint(registry.bp)
     app.register_blueprint(forms.bp)
+    app.register_blueprint(unsubscribe.bp)
+    app.register_blueprint(mailing_tasks.bp)
     dev.init_app(app, config or {})
     oauth.init_app(app)
+    mailing_identity.init_app(app)
     cli.register(app)
     return app

@@ -11,6 +11,7 @@ from addon import migrations
 from addon.crm_cli import crm_group
 from addon.ledger.cli import recompute_stats_command
 from addon.ledger.sync_cli import gmail_group
+from addon.mailing.cli import mailing_group
 from addon.manifest import render_deployment_json
 
 
@@ -23,6 +24,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(crm_group)
     crm_group.add_command(recompute_stats_command)
     app.cli.add_command(gmail_group)
+    app.cli.add_command(mailing_group)
 
 
 @click.command("manifest")

@@ -48,9 +48,14 @@ DEFAULTS: dict[str, Any] = {
     # Where work deferred past a request's answer runs (addon.deferred): "background"
     # (a thread pool, after the answer) or "inline" (before the answer; tests).
     "DEFERRED_WORK": "background",
+    # Mail merge task endpoint: who may call it, and how long one pass may run (under
+    # gunicorn's 30 s request timeout in app.yaml).
+    "TASKS_TOKEN": "",
+    "ON_APP_ENGINE": False,
+    "MAILING_TASK_SECONDS": 20,
 }
 
-_BOOLEAN_KEYS = {"DEV"}
+_BOOLEAN_KEYS = {"DEV", "ON_APP_ENGINE"}
 _INTEGER_KEYS = {
     "CERTS_CACHE_SECONDS",
     "CERTS_MIN_REFRESH_SECONDS",
@@ -60,6 +65,7 @@ _INTEGER_KEYS = {
     "FORMS_MAX_BODY_BYTES",
     "FORMS_TOKEN_MAX_AGE_SECONDS",
     "FORMS_PROXY_HOPS",
+    "MAILING_TASK_SECONDS",
 }
 
 

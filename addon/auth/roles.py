@@ -24,8 +24,9 @@ from addon.crm.models import ROLES, FieldDef, FieldValue, Folder, Member, Record
 #  export      CSV export of a view or folder
 #  share_view  save views every member of the workspace sees
 #  send_mail   send mail from their own Gmail through Inbox CRM (grant gmail.send)
+#  send_campaigns  mail merge: templates, campaigns, sending from one's own Gmail account
 _REP = frozenset({"view", "create", "edit", "link", "note", "export", "send_mail"})
-_MANAGER = _REP | {"delete", "merge", "bulk_edit", "import", "share_view"}
+_MANAGER = _REP | {"delete", "merge", "bulk_edit", "import", "share_view", "send_campaigns"}
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": _MANAGER | {"admin"},
     "manager": _MANAGER,
@@ -63,6 +64,7 @@ _ACTION_PHRASES = {
     "import": "import records",
     "export": "export records",
     "share_view": "share views with the workspace",
+    "send_campaigns": "send mail merge campaigns",
     "admin": "manage the workspace",
     "send_mail": "send mail from your mailbox",
 }

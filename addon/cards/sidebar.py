@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from addon.auth.roles import can
 from addon.cards.records import FOLDER_ICONS, display_value, record_line
 from addon.cards.views import ViewLine, homepage_views_sections
 from addon.cards.widgets import (
@@ -249,6 +250,12 @@ def homepage_card(
         ),
         section([create], "Create"),
     ]
+    if can(member, "send_campaigns"):
+        sections.append(
+            section(
+                [button_list(button("Mail merge", actions.on_click("mailing_home")))], "Mail merge"
+            )
+        )
     return card("Inbox CRM", sections, subtitle=member.email, name="home")
 
 

@@ -338,9 +338,10 @@ class AuditEntry(Base):
 
 
 # Tables of other modules are registered with this metadata too: the ledger's (thread
-# links point at its conversations), the members' Google grants, the web forms', and the
-# admin tables (invitations, erased people).
+# links point at its conversations), the members' Google grants, the web forms', the admin
+# tables (invitations, erased people) and the mail merge's (recipients point at records).
 from addon.admin import models as _admin_models  # noqa: E402, F401
 from addon.auth import grant_models as _grant_models  # noqa: E402, F401
 from addon.crm import webform_models as _webform_models  # noqa: E402, F401
 from addon.ledger import models as _ledger_models  # noqa: E402, F401
+from addon.mailing import models as _mailing_models  # noqa: E402, F401

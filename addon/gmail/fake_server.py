@@ -10,12 +10,17 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import multiprocessing
+import random
+import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email import message_from_string
-from email.utils import format_datetime, parsedate_to_datetime
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, message_from_string
+from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -71,6 +76,8 @@ class FakeGmail:
     history_floor: int = 0
     # A failure of threads.get only (messages.get still answers).
     fail_threads_with: int | None = None
+    # Sending (mail merge): see FakeSending.
+    sending: FakeSending = field(default_factory=lambda: FakeSending())
 
     def add(self, message: FakeMessage) -> FakeMessage:
         """Put a message in the mailbox (a new history record)."""
@@ -140,6 +147,15 @@ class FakeGmail:
         parts = request.path.strip("/").split("/")
         if parts == ["batch", "gmail", "v1"] and request.method == "POST":
             return self._batch(request)
+        if parts[:5] == ["gmail", "v1", "users", "me", "messages"]:
+            if request.method == "POST" and parts[5:] == ["send"]:
+                return self.sending.send(self, request)
+            # Mail merge searches (a Message-ID, bounce reports) go to the sending fake;
+            # mailbox sync's date-bounded listing to the mailbox listing below.
+            query = request.args.get("q", "")
+            searched = {term.partition(":")[0] for term in query.split()}
+            if request.method == "GET" and len(parts) == 5 and searched & SENDING_SEARCH_TERMS:
+                return self.sending.search(self, query)
         if parts[:4] == ["gmail", "v1", "users", "me"] and len(parts) == 5:
             listing = {
                 "profile": self._profile,
@@ -284,6 +300,228 @@ def _search_time(value: str) -> int | None:
         return None
 
 
+def _match(message: FakeMessage, name: str, value: str) -> bool:
+    """Whether a message meets one search term."""
+    if name == "rfc822msgid":
+        found = message.header("Message-ID").strip().strip("<>").lower()
+        return found == value.strip("<>").lower()
+    if name == "from":
+        return value.lower() in message.header("From").lower()
+    if name == "in":
+        return value.upper() in message.label_ids
+    sent_ms = int(message.internal_date_ms())
+    return sent_ms >= int(value) * 1000 if name == "after" else sent_ms < int(value) * 1000
+
+
+DROP_HEADER = "X-Fake-Gmail-Drop"
+# Faults the sending endpoint can inject: "429", "500" and "timeout" (no answer) send
+# nothing; "lost" and "lost500" send the message, then lose the answer or answer 500.
+FAULTS = ("429", "500", "timeout", "lost", "lost500")
+
+
+@dataclass
+class SentMail:
+    """One message the fake accepted for sending."""
+
+    at: datetime
+    user: str
+    message_id: str
+    recipients: int
+    gmail_id: str
+    to: str
+
+
+# Search terms only mail merge uses (messages.list q=): answered by FakeSending.search.
+SENDING_SEARCH_TERMS = frozenset({"rfc822msgid", "from", "in"})
+
+
+@dataclass
+class FakeSending:
+    """users.messages.send with Gmail's limits, fault injection, search and bounce reports.
+
+    The per-user quota counts recipients (to + cc + bcc) over a rolling 24 hours (an
+    accepted send at `at` counts while now - 24 h < at); the rate allows one send per
+    1 / `rate` seconds per user. Both answer 429 with a Retry-After. Users are told apart
+    by the From address of the message.
+    """
+
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    quota: int | None = None
+    rate: float | None = None
+    # Injected faults, consumed one per send before `odds` are drawn.
+    faults: list[str] = field(default_factory=list)
+    odds: dict[str, float] = field(default_factory=dict)
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    # Real seconds each send takes (widens the window a crash can fall in).
+    delay: float = 0.0
+    # The Retry-After of an injected 429.
+    retry_after: int = 1
+    bad_recipients: set[str] = field(default_factory=set)
+    revoked_tokens: set[str] = field(default_factory=set)
+    sent: list[SentMail] = field(default_factory=list)
+    refused: list[tuple[datetime, str, str]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ids: int = 0
+
+    def reset(self) -> None:
+        """Forget sends, faults and limits (each test starts clean)."""
+        with self._lock:
+            self.clock = lambda: datetime.now(UTC)
+            self.quota = self.rate = None
+            self.faults.clear()
+            self.odds.clear()
+            self.delay = 0.0
+            self.retry_after = 1
+            self.bad_recipients.clear()
+            self.revoked_tokens.clear()
+            self.sent.clear()
+            self.refused.clear()
+
+    def _error(
+        self, status: int, message: str, reason: str, retry_after: int | None = None
+    ) -> Response:
+        body = {
+            "error": {
+                "code": status,
+                "message": message,
+                "errors": [{"message": message, "reason": reason, "domain": "usageLimits"}],
+            }
+        }
+        response = Response(json.dumps(body), status=status, mimetype="application/json")
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
+
+    def _next_fault(self) -> str | None:
+        if self.faults:
+            return self.faults.pop(0)
+        for kind, odds in self.odds.items():
+            if self.rng.random() < odds:
+                return kind
+        return None
+
+    def used(self, user: str, at: datetime) -> int:
+        """Recipients counted for a user at an instant."""
+        start = at - timedelta(hours=24)
+        return sum(s.recipients for s in self.sent if s.user == user and start < s.at <= at)
+
+    def send(self, gmail: FakeGmail, request: Request) -> Response:
+        """users.messages.send with a raw base64url message."""
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if token in self.revoked_tokens:
+            return self._error(401, "Invalid Credentials", "authError")
+        try:
+            raw = base64.urlsafe_b64decode(json.loads(request.get_data())["raw"] + "==")
+            parsed = message_from_bytes(raw)
+        except (KeyError, ValueError, TypeError):
+            return self._error(400, "Invalid raw message", "invalidArgument")
+        addresses = [
+            a.lower()
+            for _, a in getaddresses(
+                parsed.get_all("To", []) + parsed.get_all("Cc", []) + parsed.get_all("Bcc", [])
+            )
+            if a
+        ]
+        user = (getaddresses(parsed.get_all("From", [])) or [("", "")])[0][1].lower()
+        if not addresses or any("@" not in a or a in self.bad_recipients for a in addresses):
+            return self._error(400, "Invalid To header", "invalidArgument")
+        if len(addresses) > 100:
+            return self._error(400, "Too many recipients", "invalidArgument")
+        if self.delay:
+            time.sleep(self.delay)
+        with self._lock:
+            now = self.clock()
+            fault = self._next_fault()
+            if fault in ("429", "500", "timeout"):
+                self.refused.append((now, user, fault))
+                if fault == "429":
+                    return self._error(
+                        429, "Rate limit exceeded (injected)", "rateLimitExceeded", self.retry_after
+                    )
+                if fault == "500":
+                    return self._error(500, "Backend Error (injected)", "backendError")
+                return Response("", status=504, headers={DROP_HEADER: "1"})
+            if self.rate is not None:
+                last = max((s.at for s in self.sent if s.user == user), default=None)
+                interval = timedelta(seconds=1 / self.rate)
+                # A millisecond of slack for clocks that round.
+                if last is not None and now - last < interval - timedelta(milliseconds=1):
+                    self.refused.append((now, user, "rate"))
+                    return self._error(429, "User-rate limit exceeded", "userRateLimitExceeded", 1)
+            if self.quota is not None:
+                used = self.used(user, now)
+                if used + len(addresses) > self.quota:
+                    self.refused.append((now, user, "quota"))
+                    mine = sorted((s.at, s.recipients) for s in self.sent if s.user == user)
+                    free_at = now
+                    for at, n in mine:
+                        if at > now - timedelta(hours=24):
+                            used -= n
+                            free_at = at + timedelta(hours=24)
+                            if used + len(addresses) <= self.quota:
+                                break
+                    wait = max(1, math.ceil((free_at - now).total_seconds()))
+                    return self._error(
+                        429, "Mail sending limit exceeded", "rateLimitExceeded", wait
+                    )
+            self._ids += 1
+            gmail_id = f"s{self._ids:015x}"
+            message_id = parsed.get("Message-ID", "").strip()
+            headers = [(k, str(v)) for k, v in parsed.items()]
+            gmail.add(FakeMessage(gmail_id, gmail_id, headers, label_ids=["SENT"]))
+            self.sent.append(
+                SentMail(now, user, message_id, len(addresses), gmail_id, parsed.get("To", ""))
+            )
+        if fault == "lost":
+            return Response("", status=504, headers={DROP_HEADER: "1"})
+        if fault == "lost500":
+            return self._error(500, "Backend Error (injected after sending)", "backendError")
+        body = {"id": gmail_id, "threadId": gmail_id, "labelIds": ["SENT"]}
+        return Response(json.dumps(body), mimetype="application/json")
+
+    def search(self, gmail: FakeGmail, query: str) -> Response:
+        """users.messages.list with the q terms rfc822msgid:, from:, in:, after: and before:."""
+        terms: list[tuple[str, str]] = []
+        for term in query.split():
+            name, _, value = term.partition(":")
+            value = value.strip('"')
+            if name not in ("rfc822msgid", "from", "in", "after", "before") or (
+                name in ("after", "before") and not value.isdigit()
+            ):
+                return self._error(400, f"the fake does not understand {term!r}", "invalidArgument")
+            terms.append((name, value))
+        found = [m for m in list(gmail.messages.values()) if all(_match(m, *t) for t in terms)]
+        body: dict[str, Any] = {"resultSizeEstimate": len(found)}
+        if found:
+            body["messages"] = [{"id": m.id, "threadId": m.thread_id} for m in found]
+        return Response(json.dumps(body), mimetype="application/json")
+
+    def add_bounce(
+        self, gmail: FakeGmail, message_id: str, recipient: str, at: datetime | None = None
+    ) -> FakeMessage:
+        """A mailer-daemon delivery failure citing one of our Message-IDs, in the inbox."""
+        with self._lock:
+            self._ids += 1
+            gmail_id = f"b{self._ids:015x}"
+        when = at or self.clock()
+        return gmail.add(
+            FakeMessage(
+                gmail_id,
+                gmail_id,
+                [
+                    ("From", "Mail Delivery Subsystem <mailer-daemon@googlemail.com>"),
+                    ("To", "sender"),
+                    ("Subject", "Delivery Status Notification (Failure)"),
+                    ("Date", format_datetime(when)),
+                    ("Message-ID", f"<{gmail_id}@mail.gmail.test>"),
+                    ("In-Reply-To", message_id),
+                    ("References", message_id),
+                    ("X-Failed-Recipients", recipient),
+                ],
+            )
+        )
+
+
 class _KeepAliveHandler(BaseHTTPRequestHandler):
     """HTTP/1.1 with keep-alive, as Google's front ends offer; no access log.
 
@@ -317,9 +555,15 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
         for name, value in self.headers.items():
             environ["HTTP_" + name.upper().replace("-", "_")] = value
         response = self.server.state.handle(Request(environ))
+        if response.headers.get(DROP_HEADER):
+            # The request got no answer at all: the client sees a dead connection.
+            self.close_connection = True
+            return
         data = response.get_data()
         self.send_response(response.status_code)
         self.send_header("Content-Type", response.content_type or "application/json")
+        if response.headers.get("Retry-After"):
+            self.send_header("Retry-After", response.headers["Retry-After"])
         self.send_header("Content-Length", str(len(data)))
         for name, value in response.headers.items():
             # Redirects of the fake OAuth consent page carry a Location.
@@ -336,6 +580,12 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
 
 class _FakeHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet when a client goes away mid-request (tests kill worker processes)."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def __init__(self, address: tuple[str, int], state: FakeGmail) -> None:
         self.state = state

@@ -1,7 +1,7 @@
 """Web forms: public lead-capture forms of a folder, and per-client submission counters
 
 Revision ID: 0008_web_forms
-Revises: 0005_google_grants
+Revises: 0007_mailing
 Create Date: 2026-11-23 22:00:00.000000
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0008_web_forms"
-down_revision = "0005_google_grants"
+down_revision = "0007_mailing"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""Mail merge: templates, campaigns, the send queue, quota, worker, unsubscribe, bounces."""
