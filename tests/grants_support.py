@@ -54,6 +54,7 @@ def grants_app(
             "GMAIL_API_URL": server.url,
             "SECRET_KEY": "test-secret",
             "CERTS_MIN_REFRESH_SECONDS": 0,
+            "DEFERRED_WORK": "inline",
             **oauth_urls(server),
             **overrides,
         }

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from addon.crm.models import Member, ThreadLink
 from addon.crm.workspaces import folders_by_key, resolve_member
+from addon.deferred import drain
 from addon.gmail.fake_server import FakeGmail, FakeGmailServer
 from addon.ledger.models import Conversation, LedgerMessage, ThreadMap
 from addon.ledger.stats import recompute_stats, stored_stats
@@ -282,6 +283,9 @@ def test_concurrent_opens_count_once(
             for worker in workers:
                 worker.join(60)
             assert not errors, errors
+            # This app runs deferred work as production does: on the background pool,
+            # after each answer. The recordings are done once it drains.
+            drain(timeout=60)
             with Session(writer) as check:
                 messages = check.execute(
                     select(func.count())
