@@ -255,4 +255,6 @@ def test_sending_caps_never_exceed_googles_limits() -> None:
     # A stored cap above the plan's limit (the plan changed since) is clamped.
     assert sending_cap({"daily_send_cap": 2000, "gmail_plan": "trial"}, False) == 500
     assert sending_cap({"daily_send_cap": 5000}, True) == 500
-    assert sending_cap({"daily_send_cap": "900"}, False) == 1500
+    # Stored as text, a number still counts; anything else leaves the default cap.
+    assert sending_cap({"daily_send_cap": "900"}, False) == 900
+    assert sending_cap({"daily_send_cap": "lots"}, False) == 1500

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from addon.cards import mailing as cards
 from addon.cards.widgets import Actions
-from addon.crm.models import Member, SavedView
+from addon.crm.models import AuditEntry, Member, SavedView
 from addon.crm.views import save_view
 from addon.crm.workspaces import folders_by_key
 from addon.gmail.fake_server import FakeGmailServer, FakeSending
@@ -674,6 +674,11 @@ def test_start_then_progress_pause_resume_and_cancel(
     shown = card_of(data)
     db.refresh(campaign)
     assert campaign.status == "running"
+    # The start is in the audit log: who, which campaign, how many recipients.
+    (started,) = db.scalars(select(AuditEntry).where(AuditEntry.action == "campaign_start"))
+    assert started.actor_id == campaign.sender_member_id
+    assert started.after is not None and started.after["campaign_id"] == campaign.id
+    assert started.after["recipients"] == 2
     text = texts(shown)
     assert "Sending" in text and "Queued" in text
     queued = labelled(shown)

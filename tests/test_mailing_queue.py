@@ -60,13 +60,13 @@ def test_account_types_and_admin_caps() -> None:
     assert policy_for(False, {}).google_limit == 2000
     assert policy_for(True, {}).cap == 400
     assert policy_for(True, {}).google_limit == 500
-    trial = policy_for(False, {"mail_account_type": "trial"})
+    trial = policy_for(False, {"gmail_plan": "trial"})
     assert (trial.google_limit, trial.cap) == (500, 400)
-    assert policy_for(False, {"mail_daily_cap": 300}).cap == 300
+    assert policy_for(False, {"daily_send_cap": 300}).cap == 300
     # Never above Google's limit, whatever the admin typed.
-    assert policy_for(False, {"mail_daily_cap": 5000}).cap == 2000
-    assert policy_for(True, {"mail_daily_cap": "450"}).cap == 450
-    assert policy_for(True, {"mail_daily_cap": "lots"}).cap == 400
+    assert policy_for(False, {"daily_send_cap": 5000}).cap == 2000
+    assert policy_for(True, {"daily_send_cap": "450"}).cap == 450
+    assert policy_for(True, {"daily_send_cap": "lots"}).cap == 400
 
 
 def test_an_event_stops_counting_exactly_24_hours_later() -> None:

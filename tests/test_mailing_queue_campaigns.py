@@ -125,7 +125,7 @@ def test_resolving_excludes_no_email_suppressed_duplicates_and_missing_values(
 
 def test_progress_forecasts_with_the_cap(db: Session, crm: Crm) -> None:
     workspace = crm.member.workspace
-    workspace.settings = {**(workspace.settings or {}), "mail_daily_cap": 2}
+    workspace.settings = {**(workspace.settings or {}), "daily_send_cap": 2}
     seed_contacts(db, crm.member, crm.folders["contacts"], 3)
     campaign = _campaign(db, crm)
     start_campaign(db, campaign, START)

@@ -318,7 +318,7 @@ def test_mail_sent_outside_campaigns_uses_the_quota(
     sending: FakeSending,
 ) -> None:
     workspace = crm.member.workspace
-    workspace.settings = {**(workspace.settings or {}), "mail_daily_cap": 3}
+    workspace.settings = {**(workspace.settings or {}), "daily_send_cap": 3}
     earlier = START - timedelta(hours=2)
     record_messages(
         db,

@@ -29,15 +29,19 @@ from addon.ledger.policy import (
     SettingsError,
     parse_exclusions,
 )
+from addon.mailing.quota import (
+    ACCOUNT_TYPE_SETTING,
+    CAP_SETTING,
+    GOOGLE_LIMITS,
+    policy_for,
+)
 
-GMAIL_PLAN = "gmail_plan"
-DAILY_SEND_CAP = "daily_send_cap"
+# The keys and limits are the mail merge quota's (addon.mailing.quota): one definition.
+GMAIL_PLAN = ACCOUNT_TYPE_SETTING
+DAILY_SEND_CAP = CAP_SETTING
 DEFAULT_REGION = "default_region"
 
-# Google's daily sending limits (recipients per user, rolling 24 hours).
-PLAN_LIMITS = {"workspace": 2000, "trial": 500, "consumer": 500}
-# Caps applied until an admin sets one: headroom under Google's limit, as senders expect.
-DEFAULT_CAPS = {"workspace": 1500, "trial": 400, "consumer": 400}
+PLAN_LIMITS = GOOGLE_LIMITS
 PLAN_LABELS = {"workspace": "Google Workspace", "trial": "Google Workspace trial"}
 
 
@@ -55,18 +59,12 @@ class DomainSettings:
 
 def plan_of(settings: Mapping[str, Any], is_consumer: bool) -> str:
     """The Gmail plan whose limits apply: consumer, trial or workspace."""
-    if is_consumer:
-        return "consumer"
-    return "trial" if settings.get(GMAIL_PLAN) == "trial" else "workspace"
+    return policy_for(is_consumer, settings).account_type
 
 
 def sending_cap(settings: Mapping[str, Any] | None, is_consumer: bool) -> int:
     """Recipients one member may mail per rolling 24 hours; never above Google's limit."""
-    settings = settings or {}
-    plan = plan_of(settings, is_consumer)
-    stored = settings.get(DAILY_SEND_CAP)
-    cap = stored if isinstance(stored, int) and stored > 0 else DEFAULT_CAPS[plan]
-    return min(cap, PLAN_LIMITS[plan])
+    return policy_for(is_consumer, settings).cap
 
 
 def _list(settings: Mapping[str, Any], key: str) -> list[str]:

@@ -150,11 +150,12 @@ class FakeGmail:
         if parts[:5] == ["gmail", "v1", "users", "me", "messages"]:
             if request.method == "POST" and parts[5:] == ["send"]:
                 return self.sending.send(self, request)
-            # Mail merge searches (a Message-ID, bounce reports) go to the sending fake;
-            # mailbox sync's date-bounded listing to the mailbox listing below.
+            # Mailbox sync's date-bounded listing (after:/before: only) is answered by the
+            # mailbox listing below; any other search (a Message-ID, bounce reports, or a
+            # term the fake does not know, refused there) by the sending fake.
             query = request.args.get("q", "")
             searched = {term.partition(":")[0] for term in query.split()}
-            if request.method == "GET" and len(parts) == 5 and searched & SENDING_SEARCH_TERMS:
+            if request.method == "GET" and len(parts) == 5 and searched - MAILBOX_LIST_TERMS:
                 return self.sending.search(self, query)
         if parts[:4] == ["gmail", "v1", "users", "me"] and len(parts) == 5:
             listing = {
@@ -331,8 +332,8 @@ class SentMail:
     to: str
 
 
-# Search terms only mail merge uses (messages.list q=): answered by FakeSending.search.
-SENDING_SEARCH_TERMS = frozenset({"rfc822msgid", "from", "in"})
+# Search terms of mailbox sync's listing (messages.list q=); others go to FakeSending.search.
+MAILBOX_LIST_TERMS = frozenset({"after", "before"})
 
 
 @dataclass
@@ -562,11 +563,9 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
         data = response.get_data()
         self.send_response(response.status_code)
         self.send_header("Content-Type", response.content_type or "application/json")
-        if response.headers.get("Retry-After"):
-            self.send_header("Retry-After", response.headers["Retry-After"])
         self.send_header("Content-Length", str(len(data)))
         for name, value in response.headers.items():
-            # Redirects of the fake OAuth consent page carry a Location.
+            # Redirects of the fake OAuth consent page carry a Location; 429s a Retry-After.
             if name.lower() not in ("content-type", "content-length"):
                 self.send_header(name, value)
         self.end_headers()

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from addon.auth.roles import require
+from addon.crm.audit import record_audit
 from addon.crm.models import Folder, Member, Record, RecordEmail, SavedView
 from addon.crm.views import load_definition, view_record_ids
 from addon.gmail.addresses import canonical_email
@@ -298,10 +299,18 @@ def start_campaign(
     if campaign.status not in (DRAFT, SCHEDULED):
         raise CampaignError(f"a {campaign.status} campaign cannot be started")
     campaign.updated_at = now
+    sender = session.get(Member, campaign.sender_member_id)
     if scheduled_at is not None and scheduled_at > now:
         campaign.status = SCHEDULED
         campaign.scheduled_at = scheduled_at
         session.flush()
+        _audit_start(
+            session,
+            sender,
+            campaign,
+            f"Scheduled campaign “{campaign.name}”",
+            {"scheduled_at": scheduled_at.isoformat()},
+        )
         return None
     plan = resolve_recipients(session, campaign, now)
     campaign.status = RUNNING if plan.recipients else COMPLETED
@@ -310,7 +319,36 @@ def start_campaign(
         campaign.finished_at = now
         campaign.status_reason = "no recipient to send to"
     session.flush()
+    _audit_start(
+        session,
+        sender,
+        campaign,
+        f"Started campaign “{campaign.name}”",
+        {
+            "recipients": len(plan.recipients),
+            "excluded": len(plan.excluded),
+        },
+    )
     return plan
+
+
+def _audit_start(
+    session: Session, sender: Member | None, campaign: Campaign, summary: str, more: dict[str, Any]
+) -> None:
+    # Starting a campaign sends mail in the sender's name: the audit log keeps who and what.
+    record_audit(
+        session,
+        sender,
+        "campaign_start",
+        workspace_id=campaign.workspace_id,
+        summary=summary[:500],
+        after={
+            "campaign_id": campaign.id,
+            "template_id": campaign.template_id,
+            "view_id": campaign.view_id,
+            **more,
+        },
+    )
 
 
 def start_due(session: Session, now: datetime) -> list[Campaign]:

@@ -28,9 +28,9 @@ HUMAN_GAP_SECONDS = (20.0, 75.0)
 WORKSPACE, TRIAL, CONSUMER = "workspace", "trial", "consumer"
 GOOGLE_LIMITS = {WORKSPACE: 2000, TRIAL: 500, CONSUMER: 500}
 DEFAULT_CAPS = {WORKSPACE: 1500, TRIAL: 400, CONSUMER: 400}
-# Workspace.settings keys an admin sets.
-ACCOUNT_TYPE_SETTING = "mail_account_type"
-CAP_SETTING = "mail_daily_cap"
+# Workspace.settings keys an admin sets (addon.admin.domain edits them).
+ACCOUNT_TYPE_SETTING = "gmail_plan"
+CAP_SETTING = "daily_send_cap"
 
 Event = tuple[datetime, int]
 
