@@ -2,9 +2,9 @@
 
 `World` holds acme.test (a member of each role, each with a Gmail grant; records, a shared
 view, a custom folder and field, a web form, a pending invitation) and rival.test (the
-same things, named with SECRET, so a test can see whether any of it leaked). `CASES` builds, for every action,
-a request that is valid for an acme.test member, so that only the role or a swapped id
-decides the outcome.
+same things, named with SECRET, so a test can see whether any of it leaked). `CASES`
+builds, for every action, a request that is valid for an acme.test member, so that only
+the role or a swapped id decides the outcome.
 """
 
 from __future__ import annotations
