@@ -1,10 +1,10 @@
 """A two-workspace world for authorization tests, one request per registered action.
 
-`World` holds acme.test (a member of each role, records, a shared view, a custom folder
-and field) and rival.test (records, a view, a folder and a field whose names contain
-SECRET, so a test can see whether any of it leaked). `CASES` builds, for every action,
-a request that is valid for an acme.test member, so that only the role or a swapped id
-decides the outcome.
+`World` holds acme.test (a member of each role, each with a Gmail grant; records, a shared
+view, a custom folder and field, a web form, a pending invitation) and rival.test (the
+same things, named with SECRET, so a test can see whether any of it leaked). `CASES`
+builds, for every action, a request that is valid for an acme.test member, so that only
+the role or a swapped id decides the outcome.
 """
 
 from __future__ import annotations
@@ -16,19 +16,26 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from addon.admin.members import invite
+from addon.admin.models import Invitation
+from addon.auth.grants import PURPOSE_SCOPES, SYNC, store_grant
 from addon.auth.roles import OWN_RECORDS_ONLY
-from addon.crm.models import FieldDef, Folder, Member, Record, SavedView
+from addon.auth.token_keys import TokenCipher
+from addon.crm.models import AuditEntry, FieldDef, Folder, Member, Record, SavedView
 from addon.crm.structure import add_field as add_structure_field
 from addon.crm.structure import add_folder
 from addon.crm.views import save_view
-from addon.crm.workspaces import folders_by_key, resolve_member
+from addon.crm.webform_models import WebForm
+from addon.crm.webforms import save_form
+from addon.crm.workspaces import folder_fields, folders_by_key, resolve_member
 from addon.db import Base
-from addon.gmail.fake_server import FakeGmail
+from addon.gmail.fake_server import FakeGmail, FakeGmailServer
 from tests.cardread import cards_of
 from tests.crmdata import Crm
-from tests.google_fakes import AddonClient, TokenFactory
+from tests.google_fakes import AddonClient, SigningKey, TokenFactory
+from tests.grants_support import grants_app, install_fake_oauth
 
 ROLE_USERS = {
     "admin": "boss@acme.test",
@@ -37,6 +44,8 @@ ROLE_USERS = {
     "viewer": "viewer@acme.test",
 }
 SECRET = "rivalsecret"
+# The refresh tokens of the world's grants are encrypted with this key (the app's too).
+TOKEN_KEY = "Zm9yLWF1dGh6LXRlc3RzLW9ubHktMzItYnl0ZXMtISE="
 
 
 @dataclass
@@ -51,6 +60,9 @@ class Tenant:
     view: SavedView
     folder: Folder
     field: FieldDef
+    form: WebForm
+    invitation: Invitation
+    entry: AuditEntry
 
 
 @dataclass
@@ -102,8 +114,38 @@ def _tenant(db: Session, admin: Member, tag: str) -> Tenant:
     folder = add_folder(db, admin, f"{tag} Projects")
     field = add_structure_field(db, admin, crm.folders["contacts"], f"{tag} nickname", "text", {})
     crm.folders = folders_by_key(db, admin.workspace_id)
+    by_key = {f.key: f for f in folder_fields(db, crm.folders["contacts"].id)}
+    asked = [str(by_key[key].id) for key in ("first_name", "last_name", "emails")]
+    form = save_form(
+        db,
+        admin,
+        crm.folders["contacts"],
+        name=f"{tag} contact form",
+        field_ids=asked,
+        required_ids={asked[0]},
+        labels={},
+        thank_you="Thanks",
+    )
+    invitation = invite(db, admin, f"{tag.lower()}.invitee@{admin.workspace.domain}", "rep")
+    entry = db.execute(
+        select(AuditEntry)
+        .where(AuditEntry.workspace_id == admin.workspace_id, AuditEntry.record_id == contact.id)
+        .order_by(AuditEntry.id)
+        .limit(1)
+    ).scalar_one()
     db.flush()
-    return Tenant(crm, contact, twin, company, deal, view, folder, field)
+    return Tenant(crm, contact, twin, company, deal, view, folder, field, form, invitation, entry)
+
+
+def _grant(db: Session, member: Member, purpose: str) -> None:
+    store_grant(
+        db,
+        member,
+        google_email=member.email,
+        scopes=list(PURPOSE_SCOPES[purpose]),
+        refresh_token=f"refresh-{member.email}",
+        cipher=TokenCipher([TOKEN_KEY.encode()]),
+    )
 
 
 def build_world(db: Session) -> World:
@@ -114,7 +156,19 @@ def build_world(db: Session) -> World:
     acme = _tenant(db, members["admin"], "Acme")
     rival_admin = _member(db, "rival.test", "spy@rival.test", "admin")
     rival = _tenant(db, rival_admin, SECRET.capitalize())
+    # Every member has connected Gmail, so each can see and revoke their own access.
+    for member in [*members.values(), rival_admin]:
+        _grant(db, member, SYNC)
     return World(db, members, acme, rival)
+
+
+def authz_app(
+    session_factory: sessionmaker[Session], server: FakeGmailServer, key: SigningKey
+) -> Flask:
+    """The test application with Google's OAuth endpoints on the fake server, so the
+    Gmail access actions run their whole course."""
+    install_fake_oauth(server, key)
+    return grants_app(session_factory, server, TOKEN_KEYS=TOKEN_KEY, DEFERRED_WORK="inline")
 
 
 def client_for(app: Flask, tokens: TokenFactory, email: str, hd: str = "acme.test") -> AddonClient:
@@ -160,6 +214,18 @@ def _view_editor(w: World) -> dict[str, Any]:
         "sort_field": "_title",
         "sort_dir": "asc",
         "shared": "yes",
+    }
+
+
+def _webform_editor(w: World) -> dict[str, Any]:
+    by_key = {f.key: str(f.id) for f in folder_fields(w.db, w.folder("contacts").id)}
+    asked = [by_key["first_name"], by_key["emails"], by_key["job_title"]]
+    return {
+        "name": "Talk to us",
+        "fields": asked,
+        "required": [by_key["first_name"], by_key["emails"]],
+        f"label_{by_key['emails']}": "Work email",
+        "thank_you": "We will write back.",
     }
 
 
@@ -239,6 +305,38 @@ CASES: dict[str, Callable[[World], Request]] = {
             "count": "2",
         }
     ),
+    "confirm_delete_record": lambda w: _req({"record_id": w.acme.twin.id}),
+    "delete_record": lambda w: _req({"record_id": w.acme.twin.id, "confirm": "yes"}),
+    "record_timeline": lambda w: _req({"record_id": w.acme.contact.id, "page": "1"}),
+    "admin_add_stats_fields": lambda w: _req({"folder_id": w.acme.folder.id}),
+    "gmail_access": lambda w: _req({"nav": "update"}),
+    "gmail_connect": lambda w: _req({"purpose": "both"}),
+    "gmail_revoke": lambda w: _req(),
+    "webforms": lambda w: _req(),
+    "webform_new": lambda w: _req(form={"folder_id": str(w.folder("contacts").id)}),
+    "webform_edit": lambda w: _req({"form_id": w.acme.form.id}),
+    "webform_save": lambda w: _req(
+        {"form_id": w.acme.form.id, "folder_id": w.folder("contacts").id}, _webform_editor(w)
+    ),
+    "webform_toggle": lambda w: _req({"form_id": w.acme.form.id, "enabled": "false"}),
+    "admin_members": lambda w: _req({"page": "0", "nav": "update"}),
+    "admin_member": lambda w: _req({"member_id": w.members["rep"].id}),
+    "admin_set_role": lambda w: _req({"member_id": w.members["rep"].id}, {"role": "manager"}),
+    "admin_invite": lambda w: _req(form={"email": "newcomer@acme.test", "role": "viewer"}),
+    "admin_revoke_invitation": lambda w: _req({"invitation_id": w.acme.invitation.id}),
+    "admin_domain": lambda w: _req(),
+    "admin_save_domain": lambda w: _req(form={"daily_send_cap": "1000", "default_region": "FR"}),
+    "admin_audit": lambda w: _req(
+        {"actor_id": w.members["admin"].id, "record_id": w.acme.contact.id, "page": "0"}
+    ),
+    "admin_audit_entry": lambda w: _req({"entry_id": w.acme.entry.id}),
+    "admin_audit_export": lambda w: _req(
+        {"fmt": "csv", "actor_id": w.members["admin"].id, "record_id": w.acme.contact.id}
+    ),
+    "admin_privacy": lambda w: _req(),
+    "admin_privacy_export": lambda w: _req(form={"email": "ada@acmeworks.test"}),
+    "admin_erase_confirm": lambda w: _req(form={"email": "ada@acmeworks.test"}),
+    "admin_erase": lambda w: _req({"email": "ada@acmeworks.test", "confirm": "yes"}),
 }
 
 

@@ -8,14 +8,16 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from addon.crm.models import ROLES
+from addon.gmail.fake_server import FakeGmailServer
 from addon.web.registry import ACTIONS
 from tests.authz_support import (
     CASES,
     ROLE_USERS,
     World,
+    authz_app,
     build_world,
     client_for,
     denied,
@@ -23,7 +25,7 @@ from tests.authz_support import (
 )
 from tests.cardcheck import BASE_URL, check_response
 from tests.cardread import card_of, texts
-from tests.google_fakes import TokenFactory
+from tests.google_fakes import SigningKey, TokenFactory
 
 ALL = frozenset(ROLES)
 WRITERS = frozenset({"admin", "manager", "rep"})
@@ -65,7 +67,27 @@ EXPECTED: dict[str, frozenset[str]] = {
     "mass_update_form": MANAGERS,
     "mass_update_preview": MANAGERS,
     "mass_update_apply": MANAGERS,
+    "confirm_delete_record": MANAGERS,
+    "delete_record": MANAGERS,
+    # Every member reads a record's timeline, and sees and revokes their own Gmail access;
+    # connecting it (sending, syncing) needs the permissions of what it is for.
+    "record_timeline": ALL,
+    "gmail_access": ALL,
+    "gmail_revoke": ALL,
+    "gmail_connect": WRITERS,
+    # Web forms write into the workspace from outside: only admins define them.
+    **{name: ADMINS for name in CASES if name.startswith("webform")},
 }
+
+
+@pytest.fixture
+def app(
+    session_factory: sessionmaker[Session],
+    gmail_server: FakeGmailServer,
+    signing_keys: tuple[SigningKey, SigningKey],
+) -> Flask:
+    """The test application, with Google's OAuth endpoints on the fake server."""
+    return authz_app(session_factory, gmail_server, signing_keys[0])
 
 
 @pytest.fixture

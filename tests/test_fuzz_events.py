@@ -14,12 +14,23 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from addon.gmail.fake_server import FakeGmailServer
 from addon.web.registry import ACTIONS
-from tests.authz_support import CASES, ROLE_USERS, World, build_world, client_for, denied, snapshot
+from tests.authz_support import (
+    CASES,
+    ROLE_USERS,
+    World,
+    authz_app,
+    build_world,
+    client_for,
+    denied,
+    snapshot,
+)
 from tests.cardcheck import BASE_URL, check_response
-from tests.google_fakes import AddonClient, TokenFactory
+from tests.cardread import card_of, texts
+from tests.google_fakes import AddonClient, SigningKey, TokenFactory
 
 EXAMPLES = int(os.environ.get("ADDON_FUZZ_EXAMPLES", "12"))
 FUZZ = settings(
@@ -34,6 +45,8 @@ PARAMETER_NAMES = [
     "record_id", "view_id", "folder", "folder_id", "field_id", "page", "nav", "rows", "add",
     "remove", "thread_id", "subject", "link_to", "force", "values", "merge_ids", "field",
     "mode", "value", "count", "direction", "active", "email", "name", "company_domain",
+    "form_id", "enabled", "member_id", "invitation_id", "entry_id", "actor_id", "action",
+    "fmt", "filter", "confirm", "purpose",
 ]  # fmt: skip
 INPUT_NAMES = [
     "query", "first_name", "last_name", "emails", "phones", "name", "domain", "body", "label",
@@ -41,7 +54,10 @@ INPUT_NAMES = [
     "view_folder", "match", "c0_field", "c0_op", "c0_value", "sort_field", "sort_dir",
     "shared", "merge_ids", "survivor", "choice_first_name", "field", "mode", "value",
     "close_date", "amount", "owner", "company", "contacts", "lifecycle_stage", "stage",
-    "merge_query", "address.0", "address.1", "address.9",
+    "merge_query", "address.0", "address.1", "address.9", "folder_id", "fields", "required",
+    "thank_you", "label_1", "role", "email", "actor", "record", "action", "plan",
+    "daily_send_cap", "default_region", "excluded_addresses", "excluded_domains",
+    "free_mail_domains",
 ]  # fmt: skip
 
 # Text no input should break on: NUL, half a surrogate pair, bidi and combining marks,
@@ -53,7 +69,8 @@ NASTY = [
 PLAIN = [
     "", "0", "1", "2", "3", "#1", "#2", "   ", "null", '["a"]', "contacts", "deals",
     "companies", "update", "pop", "set", "add", "clear", "true", "false", "yes", "any",
-    "equals", "owner", "ada@acmeworks.test",
+    "equals", "owner", "ada@acmeworks.test", "csv", "jsonl", "both", "send", "sync",
+    "admin", "viewer", "US",
 ]  # fmt: skip
 odd_text = st.one_of(st.sampled_from(NASTY), st.sampled_from(PLAIN), st.text(max_size=40))
 json_scalar = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), odd_text)
@@ -153,6 +170,16 @@ def _check(path: str, response: Any) -> bool:
 
 
 @pytest.fixture
+def app(
+    session_factory: sessionmaker[Session],
+    gmail_server: FakeGmailServer,
+    signing_keys: tuple[SigningKey, SigningKey],
+) -> Flask:
+    """The test application, with Google's OAuth endpoints on the fake server."""
+    return authz_app(session_factory, gmail_server, signing_keys[0])
+
+
+@pytest.fixture
 def world(db: Session) -> World:
     """acme.test with a member of each role, and rival.test."""
     return build_world(db)
@@ -227,3 +254,15 @@ def test_bodies_that_are_not_event_objects(
         )
         assert response.status_code in (400, 413), response.get_data(as_text=True)
         assert response.get_json()["error"]
+
+
+@pytest.mark.parametrize("token", ["Ā", "tok\nen", "tok en", "\u202e"])
+def test_a_gmail_token_no_header_can_carry_is_refused_with_a_card(
+    app: Flask, tokens: TokenFactory, world: World, token: str
+) -> None:
+    """The contextual trigger names the refusal instead of failing to send the header."""
+    client = client_for(app, tokens, ROLE_USERS["rep"])
+    data = client.post(
+        "/gmail/message", gmail={"messageId": "msg-1", "threadId": "thr-1", "accessToken": token}
+    )
+    assert "Gmail refused the user's credentials" in texts(card_of(data))

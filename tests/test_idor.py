@@ -12,6 +12,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from addon.crm.models import Record
+from addon.crm.workspaces import folder_fields
 from addon.web.registry import ACTIONS
 from tests.authz_support import (
     CASES,
@@ -75,11 +76,28 @@ def _rival_contact(w: World) -> Record:
     return w.rival.contact
 
 
+def _rival_member(w: World) -> str:
+    return str(w.rival.crm.member.id)
+
+
+def _rival_fields(w: World) -> list[str]:
+    by_key = {f.key: str(f.id) for f in folder_fields(w.db, w.rival.crm.folders["contacts"].id)}
+    return [by_key["first_name"], by_key["emails"]]
+
+
 NOT_FOUND = "was not found"
+NOT_A_MEMBER = "is not a member of this workspace"
+NOT_A_RECORD = "is not a record of this workspace"
 RECORD = Swap("parameters", "record_id", _record)
 VIEW = Swap("parameters", "view_id", _view)
 FOLDER = Swap("parameters", "folder_id", _folder)
 FIELD = Swap("parameters", "field_id", _field)
+FORM = Swap("parameters", "form_id", lambda w: str(w.rival.form.id))
+MEMBER = Swap(
+    "parameters", "member_id", _rival_member, outcome="That member is not in this workspace"
+)
+AUDIT_ACTOR = Swap("parameters", "actor_id", _rival_member, outcome=NOT_A_MEMBER)
+AUDIT_RECORD = Swap("parameters", "record_id", _record, outcome=NOT_A_RECORD)
 
 # Every action, and every input of it that names something by id (or by a key that only
 # exists in the other workspace). An action that carries none says so with [].
@@ -205,6 +223,70 @@ SWAPS: dict[str, list[Swap]] = {
             also=(("parameters", "field", "owner"),),
         ),
     ],
+    "confirm_delete_record": [RECORD],
+    "delete_record": [RECORD],
+    "record_timeline": [RECORD],
+    "admin_add_stats_fields": [FOLDER],
+    # The Gmail access actions name no grant and no member: each works on the caller's own.
+    "gmail_access": [],
+    "gmail_connect": [],
+    "gmail_revoke": [],
+    "webforms": [],
+    "webform_new": [Swap("form", "folder_id", _folder)],
+    "webform_edit": [FORM],
+    "webform_save": [
+        FORM,
+        Swap("parameters", "folder_id", _folder),
+        Swap("form", "fields", _rival_fields, outcome="is not a field of this folder"),
+        Swap("form", "required", _rival_fields, outcome="A required field is not on the form"),
+    ],
+    "webform_toggle": [FORM],
+    "admin_members": [],
+    "admin_member": [MEMBER],
+    "admin_set_role": [MEMBER],
+    "admin_invite": [],
+    "admin_revoke_invitation": [
+        Swap(
+            "parameters",
+            "invitation_id",
+            lambda w: str(w.rival.invitation.id),
+            outcome="That invitation is no longer pending",
+        )
+    ],
+    "admin_domain": [],
+    "admin_save_domain": [],
+    "admin_audit": [
+        AUDIT_ACTOR,
+        AUDIT_RECORD,
+        Swap(
+            "form",
+            "actor",
+            _rival_member,
+            outcome=NOT_A_MEMBER,
+            also=(("parameters", "filter", "1"),),
+        ),
+        Swap(
+            "form",
+            "record",
+            _record,
+            outcome=NOT_A_RECORD,
+            also=(("parameters", "filter", "1"),),
+        ),
+    ],
+    "admin_audit_entry": [
+        Swap(
+            "parameters",
+            "entry_id",
+            lambda w: str(w.rival.entry.id),
+            outcome="That audit entry is not in this workspace",
+        )
+    ],
+    "admin_audit_export": [AUDIT_ACTOR, AUDIT_RECORD],
+    # Privacy requests name a person by address, never by id.
+    "admin_privacy": [],
+    "admin_privacy_export": [],
+    "admin_erase_confirm": [],
+    "admin_erase": [],
 }
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from addon.crm.audit import record_audit
-from addon.crm.models import AuditEntry, Member
+from addon.crm.models import AuditEntry, Member, Record
 from addon.gmail.addresses import canonical_email
 
 PAGE_SIZE = 20
@@ -66,10 +66,28 @@ def parse_filter(
     record = record.strip().lstrip("#")
     if record and not (record.isdigit() and len(record) < 12):
         raise FilterError(f"“{record[:40]}” is not a record number")
+    if record and not _workspace_record(session, workspace_id, int(record)):
+        raise FilterError(f"“#{record}” is not a record of this workspace")
     action = action.strip()
     if action and action not in known_actions(session, workspace_id):
         raise FilterError(f"“{action[:40]}” is not an action in this log")
     return AuditFilter(actor_id, int(record) if record else None, action or None)
+
+
+def _workspace_record(session: Session, workspace_id: int, record_id: int) -> bool:
+    # A deleted or merged-away record is gone from records but its entries stay: its id
+    # still filters the log. Another workspace's record is refused, not shown as empty.
+    if record_id >= 2**31:
+        return False
+    found = session.get(Record, record_id)
+    if found is not None and found.workspace_id == workspace_id:
+        return True
+    named = session.execute(
+        select(AuditEntry.id)
+        .where(AuditEntry.workspace_id == workspace_id, AuditEntry.record_id == record_id)
+        .limit(1)
+    ).first()
+    return named is not None
 
 
 def _statement(workspace_id: int, flt: AuditFilter) -> Select[AuditEntry]:

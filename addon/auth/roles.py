@@ -154,7 +154,8 @@ def _mine(member: Member) -> ColumnElement[bool]:
 
 def _hidden_folder_ids(session: Session, member: Member) -> list[int]:
     if member.role == "admin":
-        return []  # folder permissions never lock admins out: no need to read them
+        # No folder hides anything from admins: spare the lists a query.
+        return []
     folders = session.execute(
         select(Folder).where(
             Folder.workspace_id == member.workspace_id, Folder.permissions.is_not(None)
@@ -213,7 +214,10 @@ def require(
     if record is not None:
         folder = record.folder
     if folder is not None:
-        for needed in FOLDER_NEEDS.get(action, ()):
+        needs = FOLDER_NEEDS.get(action, ())
+        # A folder hidden from a role is hidden from every action: nobody edits, deletes
+        # or merges records they may not see, whatever else the folder allows them.
+        for needed in dict.fromkeys(("view", *needs) if needs else ()):
             if member.role not in folder_roles(folder, needed):
                 raise PermissionDenied(needed if needed != "view" else action, member.role, folder)
     if record is not None and restricted(member):

@@ -173,6 +173,10 @@ def run_in_background(function: Callable[..., T], *args: Any) -> Future[T]:
     return _background.submit(function, *args)
 
 
+def _header_safe(token: str) -> bool:
+    return token.isascii() and token.isprintable() and " " not in token
+
+
 class GoogleMailbox:
     """Gmail through google-api-python-client with the add-on's per-event tokens."""
 
@@ -194,6 +198,10 @@ class GoogleMailbox:
         )
 
     def _execute(self, request: Any) -> Any:
+        # Tokens travel in headers, which carry printable ASCII only; anything else in an
+        # event cannot be Google's token, and http.client would raise on it.
+        if not all(_header_safe(t) for t in (self.oauth_token, self.access_token)):
+            raise GmailError("Gmail refused the user's credentials")
         # The add-on's current-message scopes only work with this extra header.
         request.headers["X-Goog-Gmail-Access-Token"] = self.access_token
         try:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from addon.cards.responses import navigate, push
 from addon.cards.widgets import button, card, decorated, esc, paragraph, section
 from addon.crm.deletion import delete_record, deletion_counts
-from addon.crm.records import get_record
 from addon.web.events import AddonRequest
+from addon.web.helpers import record_for
 from addon.web.registry import Result, action
 
 
 @action("confirm_delete_record", "delete")
 def confirm_delete_record(req: AddonRequest) -> Result:
     """Ask before deleting a record, saying what goes with it."""
-    record = get_record(req.session, req.member.workspace_id, req.param("record_id"))
+    record = record_for(req, req.param("record_id"))
     notes, links = deletion_counts(req.session, record)
     return push(
         card(
@@ -42,7 +42,7 @@ def confirm_delete_record(req: AddonRequest) -> Result:
 @action("delete_record", "delete")
 def delete(req: AddonRequest) -> Result:
     """Delete the record named on the confirmation card; back to the start."""
-    record = get_record(req.session, req.member.workspace_id, req.param("record_id"))
+    record = record_for(req, req.param("record_id"))
     if req.param("confirm") != "yes":
         return confirm_delete_record(req)
     title = record.title or record.folder.singular

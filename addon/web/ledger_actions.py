@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from addon.cards.responses import update
 from addon.crm.audit import record_audit
-from addon.crm.records import get_record
 from addon.crm.structure import get_folder
 from addon.crm.timeline import MAX_PAGE
 from addon.ledger.stats import ensure_stats_fields
 from addon.web.events import AddonRequest
-from addon.web.helpers import record_card_for
+from addon.web.helpers import record_card_for, record_for
 from addon.web.registry import Result, action
 from addon.web.settings_actions import _folder_card
 
@@ -22,7 +21,7 @@ def _page(req: AddonRequest) -> int:
 @action("record_timeline", "view")
 def record_timeline_page(req: AddonRequest) -> Result:
     """Show another page of a record's timeline on its card ("More" / "Newer")."""
-    record = get_record(req.session, req.member.workspace_id, req.param("record_id"))
+    record = record_for(req, req.param("record_id"))
     return update(record_card_for(req, record, timeline_page=_page(req)))
 
 
