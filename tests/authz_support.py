@@ -29,6 +29,7 @@ from addon.gmail.fake_server import FakeGmail
 from tests.cardread import cards_of
 from tests.crmdata import Crm
 from tests.google_fakes import AddonClient, TokenFactory
+from tests.mailing_authz_support import MailMerge, build_mail_merge, campaign_form, template_form
 
 ROLE_USERS = {
     "admin": "boss@acme.test",
@@ -61,6 +62,8 @@ class World:
     members: dict[str, Member]
     acme: Tenant
     rival: Tenant
+    # Mail merge
+    mail: MailMerge
 
     def folder(self, key: str) -> Folder:
         """An acme.test folder by key."""
@@ -114,7 +117,9 @@ def build_world(db: Session) -> World:
     acme = _tenant(db, members["admin"], "Acme")
     rival_admin = _member(db, "rival.test", "spy@rival.test", "admin")
     rival = _tenant(db, rival_admin, SECRET.capitalize())
-    return World(db, members, acme, rival)
+    # Mail merge
+    mail = build_mail_merge(db, members["admin"], acme.view, rival_admin, rival.view)
+    return World(db, members, acme, rival, mail)
 
 
 def client_for(app: Flask, tokens: TokenFactory, email: str, hd: str = "acme.test") -> AddonClient:
@@ -239,6 +244,23 @@ CASES: dict[str, Callable[[World], Request]] = {
             "count": "2",
         }
     ),
+    # Mail merge (campaigns are sent by the admin; the view is the shared contacts view)
+    "mailing_home": lambda w: _req(),
+    "mailing_templates": lambda w: _req(),
+    "mailing_new_template": lambda w: _req(),
+    "mailing_edit_template": lambda w: _req({"template_id": w.mail.template.id}),
+    "mailing_save_template": lambda w: _req({"template_id": w.mail.template.id}, template_form()),
+    "mailing_new_campaign": lambda w: _req({"view_id": w.acme.view.id}),
+    "mailing_save_campaign": lambda w: _req(form=campaign_form(w)),
+    "mailing_edit_campaign": lambda w: _req({"campaign_id": w.mail.draft.id}),
+    "mailing_preview": lambda w: _req({"campaign_id": w.mail.draft.id, "position": "1"}),
+    "mailing_send_test": lambda w: _req({"campaign_id": w.mail.draft.id, "position": "1"}),
+    "mailing_start": lambda w: _req({"campaign_id": w.mail.draft.id}),
+    "mailing_progress": lambda w: _req({"campaign_id": w.mail.running.id}),
+    "mailing_pause": lambda w: _req({"campaign_id": w.mail.running.id}),
+    "mailing_resume": lambda w: _req({"campaign_id": w.mail.paused.id}),
+    "mailing_confirm_cancel": lambda w: _req({"campaign_id": w.mail.running.id}),
+    "mailing_cancel": lambda w: _req({"campaign_id": w.mail.running.id}),
 }
 
 
