@@ -20,6 +20,8 @@ from addon.web.registry import ACTIONS
 from tests.authz_support import CASES, ROLE_USERS, World, build_world, client_for, denied, snapshot
 from tests.cardcheck import BASE_URL, check_response
 from tests.google_fakes import AddonClient, TokenFactory
+from tests.mailing_authz_support import install_grants
+from tests.mailing_support import FakeGrants
 
 EXAMPLES = int(os.environ.get("ADDON_FUZZ_EXAMPLES", "12"))
 FUZZ = settings(
@@ -34,6 +36,8 @@ PARAMETER_NAMES = [
     "record_id", "view_id", "folder", "folder_id", "field_id", "page", "nav", "rows", "add",
     "remove", "thread_id", "subject", "link_to", "force", "values", "merge_ids", "field",
     "mode", "value", "count", "direction", "active", "email", "name", "company_domain",
+    # Mail merge
+    "template_id", "campaign_id", "position",
 ]  # fmt: skip
 INPUT_NAMES = [
     "query", "first_name", "last_name", "emails", "phones", "name", "domain", "body", "label",
@@ -42,6 +46,9 @@ INPUT_NAMES = [
     "shared", "merge_ids", "survivor", "choice_first_name", "field", "mode", "value",
     "close_date", "amount", "owner", "company", "contacts", "lifecycle_stage", "stage",
     "merge_query", "address.0", "address.1", "address.9",
+    # Mail merge
+    "tpl_name", "tpl_subject", "tpl_text", "tpl_html", "cmp_name", "cmp_view", "cmp_template",
+    "cmp_cc", "cmp_bcc", "cmp_gaps", "cmp_start", "recipient",
 ]  # fmt: skip
 
 # Text no input should break on: NUL, half a surrogate pair, bidi and combining marks,
@@ -156,6 +163,13 @@ def _check(path: str, response: Any) -> bool:
 def world(db: Session) -> World:
     """acme.test with a member of each role, and rival.test."""
     return build_world(db)
+
+
+# Mail merge
+@pytest.fixture(autouse=True)
+def mail_merge_grants(app: Flask) -> FakeGrants:
+    """Every member may send, so the sending actions' code is reached."""
+    return install_grants(app)
 
 
 @pytest.mark.parametrize("path", TRIGGERS + [f"/actions/{name}" for name in sorted(CASES)])
