@@ -36,6 +36,7 @@ from tests.cardread import cards_of
 from tests.crmdata import Crm
 from tests.google_fakes import AddonClient, SigningKey, TokenFactory
 from tests.grants_support import grants_app, install_fake_oauth
+from tests.mailing_authz_support import MailMerge, build_mail_merge, campaign_form, template_form
 
 ROLE_USERS = {
     "admin": "boss@acme.test",
@@ -73,6 +74,8 @@ class World:
     members: dict[str, Member]
     acme: Tenant
     rival: Tenant
+    # Mail merge
+    mail: MailMerge
 
     def folder(self, key: str) -> Folder:
         """An acme.test folder by key."""
@@ -159,7 +162,9 @@ def build_world(db: Session) -> World:
     # Every member has connected Gmail, so each can see and revoke their own access.
     for member in [*members.values(), rival_admin]:
         _grant(db, member, SYNC)
-    return World(db, members, acme, rival)
+    # Mail merge
+    mail = build_mail_merge(db, members["admin"], acme.view, rival_admin, rival.view)
+    return World(db, members, acme, rival, mail)
 
 
 def authz_app(
@@ -337,6 +342,23 @@ CASES: dict[str, Callable[[World], Request]] = {
     "admin_privacy_export": lambda w: _req(form={"email": "ada@acmeworks.test"}),
     "admin_erase_confirm": lambda w: _req(form={"email": "ada@acmeworks.test"}),
     "admin_erase": lambda w: _req({"email": "ada@acmeworks.test", "confirm": "yes"}),
+    # Mail merge (campaigns are sent by the admin; the view is the shared contacts view)
+    "mailing_home": lambda w: _req(),
+    "mailing_templates": lambda w: _req(),
+    "mailing_new_template": lambda w: _req(),
+    "mailing_edit_template": lambda w: _req({"template_id": w.mail.template.id}),
+    "mailing_save_template": lambda w: _req({"template_id": w.mail.template.id}, template_form()),
+    "mailing_new_campaign": lambda w: _req({"view_id": w.acme.view.id}),
+    "mailing_save_campaign": lambda w: _req(form=campaign_form(w)),
+    "mailing_edit_campaign": lambda w: _req({"campaign_id": w.mail.draft.id}),
+    "mailing_preview": lambda w: _req({"campaign_id": w.mail.draft.id, "position": "1"}),
+    "mailing_send_test": lambda w: _req({"campaign_id": w.mail.draft.id, "position": "1"}),
+    "mailing_start": lambda w: _req({"campaign_id": w.mail.draft.id}),
+    "mailing_progress": lambda w: _req({"campaign_id": w.mail.running.id}),
+    "mailing_pause": lambda w: _req({"campaign_id": w.mail.running.id}),
+    "mailing_resume": lambda w: _req({"campaign_id": w.mail.paused.id}),
+    "mailing_confirm_cancel": lambda w: _req({"campaign_id": w.mail.running.id}),
+    "mailing_cancel": lambda w: _req({"campaign_id": w.mail.running.id}),
 }
 
 

@@ -26,6 +26,8 @@ from tests.authz_support import (
 from tests.cardcheck import BASE_URL, check_response
 from tests.cardread import card_of, texts
 from tests.google_fakes import SigningKey, TokenFactory
+from tests.mailing_authz_support import install_grants
+from tests.mailing_support import FakeGrants
 
 ALL = frozenset(ROLES)
 WRITERS = frozenset({"admin", "manager", "rep"})
@@ -77,6 +79,25 @@ EXPECTED: dict[str, frozenset[str]] = {
     "gmail_connect": WRITERS,
     # Web forms write into the workspace from outside: only admins define them.
     **{name: ADMINS for name in CASES if name.startswith("webform")},
+    # Mail merge: send_campaigns is for managers and admins. The cases' campaigns are sent
+    # by the admin, and only their sender may act on them (an admin may also manage other
+    # members' campaigns: tests/test_mailing_authz.py), so the manager is refused those.
+    "mailing_home": MANAGERS,
+    "mailing_templates": MANAGERS,
+    "mailing_new_template": MANAGERS,
+    "mailing_edit_template": MANAGERS,
+    "mailing_save_template": MANAGERS,
+    "mailing_new_campaign": MANAGERS,
+    "mailing_save_campaign": MANAGERS,
+    "mailing_edit_campaign": ADMINS,
+    "mailing_preview": ADMINS,
+    "mailing_send_test": ADMINS,
+    "mailing_start": ADMINS,
+    "mailing_progress": ADMINS,
+    "mailing_pause": ADMINS,
+    "mailing_resume": ADMINS,
+    "mailing_confirm_cancel": ADMINS,
+    "mailing_cancel": ADMINS,
 }
 
 
@@ -94,6 +115,13 @@ def app(
 def world(db: Session) -> World:
     """acme.test with a member of each role, and rival.test."""
     return build_world(db)
+
+
+# Mail merge
+@pytest.fixture(autouse=True)
+def mail_merge_grants(app: Flask) -> FakeGrants:
+    """Every member may send, so the sending actions run in full (to the fake Gmail)."""
+    return install_grants(app)
 
 
 def test_every_registered_action_has_a_case_and_an_expectation(app: Flask) -> None:

@@ -31,6 +31,8 @@ from tests.authz_support import (
 from tests.cardcheck import BASE_URL, check_response
 from tests.cardread import card_of, texts
 from tests.google_fakes import AddonClient, SigningKey, TokenFactory
+from tests.mailing_authz_support import install_grants
+from tests.mailing_support import FakeGrants
 
 EXAMPLES = int(os.environ.get("ADDON_FUZZ_EXAMPLES", "12"))
 FUZZ = settings(
@@ -47,6 +49,8 @@ PARAMETER_NAMES = [
     "mode", "value", "count", "direction", "active", "email", "name", "company_domain",
     "form_id", "enabled", "member_id", "invitation_id", "entry_id", "actor_id", "action",
     "fmt", "filter", "confirm", "purpose",
+    # Mail merge
+    "template_id", "campaign_id", "position",
 ]  # fmt: skip
 INPUT_NAMES = [
     "query", "first_name", "last_name", "emails", "phones", "name", "domain", "body", "label",
@@ -58,6 +62,9 @@ INPUT_NAMES = [
     "thank_you", "label_1", "role", "email", "actor", "record", "action", "plan",
     "daily_send_cap", "default_region", "excluded_addresses", "excluded_domains",
     "free_mail_domains",
+    # Mail merge
+    "tpl_name", "tpl_subject", "tpl_text", "tpl_html", "cmp_name", "cmp_view", "cmp_template",
+    "cmp_cc", "cmp_bcc", "cmp_gaps", "cmp_start", "recipient",
 ]  # fmt: skip
 
 # Text no input should break on: NUL, half a surrogate pair, bidi and combining marks,
@@ -183,6 +190,13 @@ def app(
 def world(db: Session) -> World:
     """acme.test with a member of each role, and rival.test."""
     return build_world(db)
+
+
+# Mail merge
+@pytest.fixture(autouse=True)
+def mail_merge_grants(app: Flask) -> FakeGrants:
+    """Every member may send, so the sending actions' code is reached."""
+    return install_grants(app)
 
 
 @pytest.mark.parametrize("path", TRIGGERS + [f"/actions/{name}" for name in sorted(CASES)])

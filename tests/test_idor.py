@@ -26,6 +26,8 @@ from tests.authz_support import (
 from tests.cardcheck import BASE_URL, check_response
 from tests.cardread import card_of, texts
 from tests.google_fakes import TokenFactory
+from tests.mailing_authz_support import install_grants
+from tests.mailing_support import FakeGrants
 
 FOREIGN_ID = "403"  # the answer to an id of another workspace, as to an unknown one
 
@@ -98,6 +100,23 @@ MEMBER = Swap(
 )
 AUDIT_ACTOR = Swap("parameters", "actor_id", _rival_member, outcome=NOT_A_MEMBER)
 AUDIT_RECORD = Swap("parameters", "record_id", _record, outcome=NOT_A_RECORD)
+
+
+# Mail merge: a foreign id is answered with an error card, as an unknown one.
+ABSENT = "does not exist in your workspace"
+
+
+def _template(w: World) -> str:
+    return str(w.mail.rival_template.id)
+
+
+def _campaign(w: World) -> str:
+    return str(w.mail.rival_campaign.id)
+
+
+TEMPLATE = Swap("parameters", "template_id", _template, outcome=ABSENT)
+CAMPAIGN = Swap("parameters", "campaign_id", _campaign, outcome=ABSENT)
+MAIL_VIEW = Swap("parameters", "view_id", _view, outcome=ABSENT)
 
 # Every action, and every input of it that names something by id (or by a key that only
 # exists in the other workspace). An action that carries none says so with [].
@@ -287,7 +306,35 @@ SWAPS: dict[str, list[Swap]] = {
     "admin_privacy_export": [],
     "admin_erase_confirm": [],
     "admin_erase": [],
+    # Mail merge
+    "mailing_home": [],
+    "mailing_templates": [],
+    "mailing_new_template": [],
+    "mailing_edit_template": [TEMPLATE],
+    "mailing_save_template": [TEMPLATE],
+    "mailing_new_campaign": [MAIL_VIEW],
+    "mailing_save_campaign": [
+        Swap("form", "cmp_view", _view, outcome=ABSENT),
+        Swap("form", "cmp_template", _template, outcome=ABSENT),
+        CAMPAIGN,
+    ],
+    "mailing_edit_campaign": [CAMPAIGN],
+    "mailing_preview": [CAMPAIGN],
+    "mailing_send_test": [CAMPAIGN],
+    "mailing_start": [CAMPAIGN],
+    "mailing_progress": [CAMPAIGN],
+    "mailing_pause": [CAMPAIGN],
+    "mailing_resume": [CAMPAIGN],
+    "mailing_confirm_cancel": [CAMPAIGN],
+    "mailing_cancel": [CAMPAIGN],
 }
+
+
+# Mail merge
+@pytest.fixture(autouse=True)
+def mail_merge_grants(app: Flask) -> FakeGrants:
+    """Every member may send: a foreign campaign is refused before any grant is asked for."""
+    return install_grants(app)
 
 
 def test_every_action_lists_its_id_inputs(app: Flask) -> None:

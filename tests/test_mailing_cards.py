@@ -792,7 +792,7 @@ def test_only_the_sender_starts_a_campaign(
     boss = db.execute(select(Member).where(Member.email == "boss@acme.test")).scalar_one()
     granted.granted.add(boss.id)
     refused = card_of(manager.action("mailing_start", parameters={"campaign_id": str(campaign.id)}))
-    assert "Only the member who sends this campaign can do that." in texts(refused)
+    assert "only the member who sends it can." in texts(refused)
     db.refresh(campaign)
     assert campaign.status == "draft"
 

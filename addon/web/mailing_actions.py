@@ -18,7 +18,7 @@ from flask import current_app, g
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from addon.auth.roles import PermissionDenied
+from addon.auth.roles import PermissionDenied, can, require
 from addon.cards import mailing as cards
 from addon.cards.records import error_card
 from addon.cards.responses import navigate, push, update
@@ -123,7 +123,9 @@ def _refusing(handler: Handler) -> Handler:
             return push(error_card("Not found", "This item does not exist in your workspace."))
         except PermissionDenied as exc:
             g.db_rollback = True
-            return push(error_card("Not allowed", str(exc).capitalize() + "."))
+            # Not str.capitalize(): it would lowercase a folder's name in the message.
+            message = str(exc)
+            return push(error_card("Not allowed", message[:1].upper() + message[1:] + "."))
 
     return run
 
@@ -198,7 +200,7 @@ def _single_links(fields: list[FieldDef]) -> list[FieldDef]:
 def contact_views(req: AddonRequest) -> tuple[Folder | None, list[cards.Choice]]:
     """The contacts folder and the views of it the caller can see, as dropdown choices."""
     folder = folders_by_key(req.session, req.member.workspace_id).get(CONTACTS)
-    if folder is None:
+    if folder is None or not can(req.member, "view", folder):
         return None, []
     views = visible_views(req.session, req.member, folder)
     return folder, [cards.Choice(str(v.id), v.name) for v in views[:99]]
@@ -215,6 +217,8 @@ def contact_view_id(req: AddonRequest, raw: str) -> int:
         raise Refused("Not found", "This view does not exist in your workspace.")
     if folder.key != CONTACTS:
         raise Refused("Not a view of contacts", "Mail merge sends to a saved view of contacts.")
+    # The preview shows the contacts' names and addresses: the folder must be readable.
+    require(req.member, "view", folder)
     return view.id
 
 

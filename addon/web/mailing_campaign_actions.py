@@ -2,8 +2,9 @@
 
 A campaign is saved as a draft from the form (a view of contacts, a template, cc/bcc,
 pacing, an optional start time), previewed as planned right now, then started or
-scheduled. Only the member who sends a campaign may test or start it; an admin may also
-pause or cancel it. Refusals and foreign ids answer as in addon/web/mailing_actions.py.
+scheduled. Only the member who sends a campaign may edit, test, start or resume it; an
+admin may also see its progress, pause or cancel it. Refusals and foreign ids answer as in
+addon/web/mailing_actions.py.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from flask import current_app, g
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from addon.auth.roles import can
+from addon.auth.roles import PermissionDenied, can
 from addon.cards import mailing as cards
 from addon.cards.responses import navigate, push, update
 from addon.crm.fieldtypes_base import zone
@@ -168,7 +169,10 @@ def _campaign_form(
 @mailing_action("mailing_new_campaign")
 def new_campaign(req: AddonRequest) -> Result:
     """An empty campaign form (parameter view_id preselects a view)."""
-    form = cards.CampaignForm(view_id=req.param("view_id"))
+    raw = req.param("view_id")
+    # A view that is not the caller's is refused, as in the saved form.
+    view_id = str(contact_view_id(req, raw)) if raw else ""
+    form = cards.CampaignForm(view_id=view_id)
     return push(_campaign_form(req, form))
 
 
@@ -229,14 +233,28 @@ def save_campaign(req: AddonRequest) -> Result:
 # ------------------------------------------------------------------------------ campaigns
 
 
+class NotTheSender(PermissionDenied):
+    """Someone other than a campaign's sender (or, where allowed, an admin) asked to act on it."""
+
+    def __init__(self, role: str, *, manage: bool) -> None:
+        who = "the member who sends it or an admin" if manage else "the member who sends it"
+        Exception.__init__(
+            self,
+            f"your role ({role}) does not allow you to act on another member's campaign; "
+            f"only {who} can",
+        )
+        self.action = "send_campaigns"
+        self.role = role
+
+
 def _campaign(req: AddonRequest, *, manage: bool = False) -> Campaign:
-    """The campaign named by campaign_id, if the caller sent it (or is an admin)."""
+    """The campaign named by campaign_id, if the caller sent it (or, to manage it, is an admin)."""
     campaign = req.session.get(Campaign, parse_id(req.param("campaign_id"), "campaign"))
     if campaign is None or campaign.workspace_id != req.member.workspace_id:
         raise Refused("Not found", "This campaign does not exist in your workspace.")
     mine = campaign.sender_member_id == req.member.id
     if not mine and not (manage and can(req.member, "admin")):
-        raise Refused("Not allowed", "Only the member who sends this campaign can do that.")
+        raise NotTheSender(req.member.role, manage=manage)
     return campaign
 
 
@@ -475,7 +493,8 @@ def pause(req: AddonRequest) -> Result:
 
 @mailing_action("mailing_resume")
 def resume(req: AddonRequest) -> Result:
-    """Resume a paused campaign (sending needs the grant)."""
+    """Resume a paused campaign: its sender only, since it sends from their Gmail again."""
+    _campaign(req)
     if not has_send_grant(req.session, req.member):
         return _grant_card(req)
     now = mailing_now()
