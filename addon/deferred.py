@@ -16,10 +16,13 @@ and the next occasion (another open of the thread, mailbox sync) does it again.
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from flask import Flask, g
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from addon.db import session_scope
@@ -39,13 +42,35 @@ def defer(work: Work, name: str) -> None:
     g.setdefault("addon_deferred", []).append((name, work))
 
 
+# Two recordings of one new thread (teammates opening it together) can deadlock on
+# PostgreSQL or find SQLite's write lock taken; the database rolls one back, which is then
+# simply run again on a fresh session.
+ATTEMPTS = 4
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a database error means "try the same work again", not "the work is wrong"."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+        return True
+    return "database is locked" in str(exc.orig)
+
+
 def _run(app: Flask, name: str, work: Work) -> None:
-    try:
-        with app.app_context(), session_scope(app) as session:
-            work(session)
-    except Exception:
-        # Deferred work is redone on a later occasion; a failure must not be silent.
-        log.exception("deferred work %s failed", name)
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with app.app_context(), session_scope(app) as session:
+                work(session)
+            return
+        except Exception as exc:
+            if attempt < ATTEMPTS and is_transient(exc):
+                time.sleep(random.uniform(0.01, 0.05) * attempt)
+                continue
+            # Deferred work is redone on a later occasion; a failure must not be silent.
+            log.exception("deferred work %s failed", name)
+            return
 
 
 def run_deferred(app: Flask) -> None:

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from flask import Flask
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from addon.deferred import defer, drain, run_deferred
@@ -57,3 +58,33 @@ def test_a_failing_piece_of_work_is_logged_not_raised(
         defer(broken, "broken work")
         run_deferred(app)
     assert "deferred work broken work failed" in caplog.text
+
+
+def test_work_a_deadlock_rolled_back_is_run_again(app: Flask) -> None:
+    attempts: list[int] = []
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    def flaky(session: Session) -> None:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise DBAPIError("INSERT ...", {}, Deadlock("deadlock detected"))
+
+    with app.test_request_context():
+        defer(flaky, "flaky work")
+        run_deferred(app)
+    assert len(attempts) == 3
+
+
+def test_work_that_is_wrong_is_not_retried(app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    attempts: list[int] = []
+
+    def wrong(session: Session) -> None:
+        attempts.append(1)
+        raise DBAPIError("INSERT ...", {}, ValueError("constraint failed"))
+
+    with app.test_request_context(), caplog.at_level(logging.ERROR, logger="addon.deferred"):
+        defer(wrong, "wrong work")
+        run_deferred(app)
+    assert attempts == [1] and "deferred work wrong work failed" in caplog.text
