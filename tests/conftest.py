@@ -90,6 +90,16 @@ def gmail_server(signing_keys: tuple[SigningKey, SigningKey]) -> Iterator[FakeGm
     server.stop()
 
 
+@pytest.fixture(autouse=True)
+def _fake_oauth_removed_after_each_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A fake OAuth server a test installed on the shared fake Gmail leaves with the test."""
+    yield
+    if "gmail_server" in request.fixturenames:
+        server: FakeGmailServer = request.getfixturevalue("gmail_server")
+        server.state.oauth = None
+        server.state.history_floor = 0
+
+
 @pytest.fixture
 def gmail(gmail_server: FakeGmailServer) -> Iterator[FakeGmail]:
     """The fake mailbox, emptied for each test."""
