@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -370,3 +371,20 @@ def restrict_reps(db: Session, member: Member) -> None:
 
 
 __all__ = ["CASES", "FakeGmail", "World", "build_world", "client_for", "denied", "snapshot"]
+
+
+# Shared by the whole-surface tests (matrix, fuzz, record rules): import them by these names.
+@pytest.fixture(name="app")
+def app_with_fake_oauth(
+    session_factory: sessionmaker[Session],
+    gmail_server: FakeGmailServer,
+    signing_keys: tuple[SigningKey, SigningKey],
+) -> Flask:
+    """The test application, with Google's OAuth endpoints on the fake server."""
+    return authz_app(session_factory, gmail_server, signing_keys[0])
+
+
+@pytest.fixture(name="world")
+def world_of_roles(db: Session) -> World:
+    """acme.test with a member of each role, and rival.test."""
+    return build_world(db)

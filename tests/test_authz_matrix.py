@@ -8,24 +8,22 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session, sessionmaker
 
 from addon.crm.models import ROLES
-from addon.gmail.fake_server import FakeGmailServer
 from addon.web.registry import ACTIONS
-from tests.authz_support import (
+from tests.authz_support import (  # noqa: F401 (app_with_fake_oauth, world_of_roles: fixtures)
     CASES,
     ROLE_USERS,
     World,
-    authz_app,
-    build_world,
+    app_with_fake_oauth,
     client_for,
     denied,
     snapshot,
+    world_of_roles,
 )
 from tests.cardcheck import BASE_URL, check_response
 from tests.cardread import card_of, texts
-from tests.google_fakes import SigningKey, TokenFactory
+from tests.google_fakes import TokenFactory
 from tests.mailing_authz_support import install_grants
 from tests.mailing_support import FakeGrants
 
@@ -99,22 +97,6 @@ EXPECTED: dict[str, frozenset[str]] = {
     "mailing_confirm_cancel": ADMINS,
     "mailing_cancel": ADMINS,
 }
-
-
-@pytest.fixture
-def app(
-    session_factory: sessionmaker[Session],
-    gmail_server: FakeGmailServer,
-    signing_keys: tuple[SigningKey, SigningKey],
-) -> Flask:
-    """The test application, with Google's OAuth endpoints on the fake server."""
-    return authz_app(session_factory, gmail_server, signing_keys[0])
-
-
-@pytest.fixture
-def world(db: Session) -> World:
-    """acme.test with a member of each role, and rival.test."""
-    return build_world(db)
 
 
 # Mail merge

@@ -9,41 +9,24 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from addon.crm.models import Record
 from addon.crm.permissions import set_folder_permissions, set_own_records_only
-from addon.gmail.fake_server import FakeGmailServer
-from tests.authz_support import (
+from tests.authz_support import (  # noqa: F401 (app_with_fake_oauth, world_of_roles: fixtures)
     CASES,
     ROLE_USERS,
     World,
-    authz_app,
+    app_with_fake_oauth,
     build_world,
     client_for,
     denied,
     snapshot,
+    world_of_roles,
 )
 from tests.cardcheck import BASE_URL, check_response
 from tests.cardread import card_of, texts
-from tests.google_fakes import SigningKey, TokenFactory
-
-
-@pytest.fixture
-def app(
-    session_factory: sessionmaker[Session],
-    gmail_server: FakeGmailServer,
-    signing_keys: tuple[SigningKey, SigningKey],
-) -> Flask:
-    """The test application, with Google's OAuth endpoints on the fake server."""
-    return authz_app(session_factory, gmail_server, signing_keys[0])
-
-
-@pytest.fixture
-def world(db: Session) -> World:
-    """acme.test with a member of each role, and rival.test."""
-    return build_world(db)
-
+from tests.google_fakes import TokenFactory
 
 # Every action whose request names a record in its record_id parameter.
 RECORD_ACTIONS = [

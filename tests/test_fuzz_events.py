@@ -14,23 +14,22 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from addon.gmail.fake_server import FakeGmailServer
 from addon.web.registry import ACTIONS
-from tests.authz_support import (
+from tests.authz_support import (  # noqa: F401 (app_with_fake_oauth, world_of_roles: fixtures)
     CASES,
     ROLE_USERS,
     World,
-    authz_app,
-    build_world,
+    app_with_fake_oauth,
     client_for,
     denied,
     snapshot,
+    world_of_roles,
 )
 from tests.cardcheck import BASE_URL, check_response
 from tests.cardread import card_of, texts
-from tests.google_fakes import AddonClient, SigningKey, TokenFactory
+from tests.google_fakes import AddonClient, TokenFactory
 from tests.mailing_authz_support import install_grants
 from tests.mailing_support import FakeGrants
 
@@ -174,22 +173,6 @@ def _check(path: str, response: Any) -> bool:
     body = response.get_json()
     assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"]
     return True
-
-
-@pytest.fixture
-def app(
-    session_factory: sessionmaker[Session],
-    gmail_server: FakeGmailServer,
-    signing_keys: tuple[SigningKey, SigningKey],
-) -> Flask:
-    """The test application, with Google's OAuth endpoints on the fake server."""
-    return authz_app(session_factory, gmail_server, signing_keys[0])
-
-
-@pytest.fixture
-def world(db: Session) -> World:
-    """acme.test with a member of each role, and rival.test."""
-    return build_world(db)
 
 
 # Mail merge
