@@ -49,6 +49,7 @@ from addon.db import session_scope
 from addon.demo import seed_demo
 from addon.web.dev import DEV_CLIENT_ID, DEV_DOMAIN, DEV_SERVICE_ACCOUNT, start_dev_environment
 
+ROOT = Path(__file__).resolve().parent.parent
 P99_TARGET_MS = 250.0
 MIX = [("homepage", 25), ("contextual", 35), ("record", 25), ("search", 15)]
 SEARCHES = ["a", "al", "bob", "glo", "acme", "in", "umb", "j", "dana", "chl"]
@@ -201,8 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) * 2)
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="gthread threads per worker (default: sync)"
+    )
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds not measured")
     args = parser.parse_args(argv)
 
@@ -225,21 +230,23 @@ def main(argv: list[str] | None = None) -> int:
         "ADDON_DEV": "0",
     }
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    # The deployment's own settings (gunicorn.conf.py, as app.yaml uses them), unless the
+    # command line asks for others to compare.
     command = [
         gunicorn,
         "addon.wsgi:app",
+        "--config",
+        str(ROOT / "gunicorn.conf.py"),
         "--bind",
         f"127.0.0.1:{port}",
-        "--workers",
-        str(args.workers),
-        "--worker-class",
-        "gthread",
-        "--threads",
-        str(args.threads),
         "--log-level",
         "warning",
     ]
-    process = subprocess.Popen(command, env=server_env)
+    if args.workers is not None:
+        command += ["--workers", str(args.workers)]
+    if args.threads is not None:
+        command += ["--worker-class", "gthread", "--threads", str(args.threads)]
+    process = subprocess.Popen(command, env=server_env, cwd=ROOT)
     try:
         _wait_ready(base_url, process)
         traffic = Traffic(base_url, env.minter, messages, record_ids)
@@ -269,11 +276,16 @@ def _run(port: int, traffic: Traffic, results: Results, clients: int, seconds: f
     return time.perf_counter() - started
 
 
+def _serving(args: argparse.Namespace) -> str:
+    workers = "gunicorn.conf.py's workers" if args.workers is None else f"{args.workers} workers"
+    return workers + (" (sync)" if args.threads is None else f" x {args.threads} threads")
+
+
 def _report(results: Results, elapsed: float, args: argparse.Namespace) -> int:
     every = [ms for values in results.latencies.values() for ms in values]
     errors = sum(results.errors.values())
     print(
-        f"gunicorn {args.workers} workers x {args.threads} threads, {args.clients} clients, "
+        f"gunicorn {_serving(args)}, {args.clients} clients, "
         f"{elapsed:.1f} s measured on {os.cpu_count()} cores"
     )
     print(f"{'kind':<12}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")

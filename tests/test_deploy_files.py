@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import re
+import runpy
 from pathlib import Path
+
+import pytest
 
 from addon.config import DEFAULTS
 
@@ -13,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_app_yaml_runs_the_production_entry_point_with_known_settings() -> None:
     text = (ROOT / "app.yaml").read_text()
     assert re.search(r"^runtime: python3\d+$", text, re.M)
-    assert re.search(r"^entrypoint: gunicorn --bind :\$PORT .* addon\.wsgi:app$", text, re.M)
+    assert re.search(r"^entrypoint: gunicorn --bind :\$PORT (.* )?addon\.wsgi:app$", text, re.M)
     assert (ROOT / "addon" / "wsgi.py").exists()
     names = re.findall(r"^\s+(ADDON_[A-Z_]+):", text, re.M)
     assert {"ADDON_BASE_URL", "ADDON_SERVICE_ACCOUNT_EMAIL", "ADDON_OAUTH_CLIENT_ID"} <= set(names)
@@ -23,6 +27,20 @@ def test_app_yaml_runs_the_production_entry_point_with_known_settings() -> None:
     # Development mode must never be switched on by the deployment.
     assert "ADDON_DEV" not in names
     assert "secure: always" in text
+
+
+def test_gunicorn_settings_are_sync_workers_two_per_core_unless_the_platform_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Gunicorn loads gunicorn.conf.py from the working directory (App Engine's is the root).
+    cpus = multiprocessing.cpu_count()
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert settings["worker_class"] == "sync"
+    assert settings["workers"] == 2 * cpus
+    assert settings["timeout"] == 30
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["workers"] == 3
 
 
 def test_cron_yaml_is_a_cron_file() -> None:
