@@ -1,4 +1,4 @@
-"""The Gmail client's shortcut through httplib2's URI conversion."""
+"""The Gmail client's shortcuts: httplib2's URI conversion and prepared get requests."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from httplib2.iri2uri import iri2uri
 from hypothesis import given
 from hypothesis import strategies as st
 
-from addon.gmail.client import ascii_fast_iri2uri
+from addon.gmail.client import (
+    METADATA_HEADERS,
+    THREAD_HEADERS,
+    _get_request,
+    _service,
+    ascii_fast_iri2uri,
+)
 
 _HOST = st.from_regex(
     r"[A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?(\.[A-Za-z]{2,6}){1,2}", fullmatch=True
@@ -35,3 +41,20 @@ def test_non_ascii_uris_still_take_httplib2s_conversion() -> None:
 
 def test_httplib2_uses_the_shortcut() -> None:
     assert httplib2.iri2uri is ascii_fast_iri2uri
+
+
+@given(id_=st.text(max_size=40))
+def test_prepared_get_requests_equal_what_the_discovery_method_builds(id_: str) -> None:
+    api = "http://gmail.test:1"
+    users = _service(api).users()
+    for collection, resource, headers in (
+        ("messages", users.messages(), METADATA_HEADERS),
+        ("threads", users.threads(), THREAD_HEADERS),
+    ):
+        built = resource.get(userId="me", id=id_, format="metadata", metadataHeaders=list(headers))
+        prepared = _get_request(api, collection, headers, id_)
+        assert prepared.uri == built.uri
+        assert prepared.method == built.method == "GET"
+        assert prepared.headers == built.headers
+        assert prepared.methodId == built.methodId
+        assert prepared.postproc == built.postproc

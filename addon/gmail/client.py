@@ -9,7 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httplib2
 from google.auth.exceptions import GoogleAuthError
@@ -17,6 +17,7 @@ from google.oauth2.credentials import Credentials
 from google_auth_httplib2 import AuthorizedHttp
 from googleapiclient.discovery import Resource, build
 from googleapiclient.errors import HttpError
+from googleapiclient.http import HttpRequest
 from httplib2.iri2uri import iri2uri as _httplib2_iri2uri
 
 T = TypeVar("T")
@@ -121,9 +122,39 @@ def _messages(api_url: str) -> Any:
     return _service(api_url).users().messages()
 
 
-@functools.lru_cache(maxsize=8)
-def _threads(api_url: str) -> Any:
-    return _service(api_url).users().threads()
+# Stands for the id in a prepared request's URI; ids are percent-encoded, so it cannot
+# occur in one.
+_ID_SLOT = "{{ID}}"
+
+
+@functools.lru_cache(maxsize=16)
+def _prepared_get(api_url: str, collection: str, headers: tuple[str, ...]) -> HttpRequest:
+    # The discovery method validates and encodes every parameter on each call, about a
+    # third of a metadata read's CPU (the metadataHeaders list repeats thirteen times).
+    # Only the id differs between calls, so the request is prepared once per resource
+    # and copied with the id put in (see _get_request).
+    resource = (
+        _messages(api_url) if collection == "messages" else _service(api_url).users().threads()
+    )
+    request: HttpRequest = resource.get(
+        userId="me", id=_ID_SLOT, format="metadata", metadataHeaders=list(headers)
+    )
+    return request
+
+
+def _get_request(api_url: str, collection: str, headers: tuple[str, ...], id_: str) -> Any:
+    """A users.<collection>.get request for one id, from the prepared one."""
+    template = _prepared_get(api_url, collection, headers)
+    # quote(safe="") encodes as the discovery URI template does for a path parameter.
+    slot = quote(_ID_SLOT, safe="")
+    return HttpRequest(
+        template.http,
+        template.postproc,
+        template.uri.replace(slot, quote(id_, safe=""), 1),
+        method=template.method,
+        headers=dict(template.headers),
+        methodId=template.methodId,
+    )
 
 
 def _internal_date(raw: Any) -> datetime | None:
@@ -219,22 +250,12 @@ class GoogleMailbox:
 
     def get_message_metadata(self, message_id: str) -> MessageMeta:
         """Fetch one message with format=metadata and the headers the sidebar uses."""
-        request = _messages(self.api_url).get(
-            userId="me",
-            id=message_id,
-            format="metadata",
-            metadataHeaders=list(METADATA_HEADERS),
-        )
+        request = _get_request(self.api_url, "messages", METADATA_HEADERS, message_id)
         return message_meta(self._execute(request), message_id)
 
     def get_thread_metadata(self, thread_id: str) -> list[MessageMeta]:
         """Fetch a thread with format=metadata and the headers the email ledger reads."""
-        request = _threads(self.api_url).get(
-            userId="me",
-            id=thread_id,
-            format="metadata",
-            metadataHeaders=list(THREAD_HEADERS),
-        )
+        request = _get_request(self.api_url, "threads", THREAD_HEADERS, thread_id)
         data = self._execute(request)
         messages = data.get("messages") or []
         if not isinstance(messages, list):
