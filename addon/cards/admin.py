@@ -27,6 +27,7 @@ from addon.cards.widgets import (
     esc,
     paragraph,
     section,
+    showing,
     text_input,
 )
 from addon.crm.models import ROLES, AuditEntry, Member
@@ -130,9 +131,7 @@ def members_card(
         for inv in invitations[:MAX_INVITATION_LINES]
     ]
     if len(invitations) > MAX_INVITATION_LINES:
-        pending.append(
-            paragraph(f"<i>Showing {MAX_INVITATION_LINES} of {len(invitations)} invitations.</i>")
-        )
+        pending.append(showing(MAX_INVITATION_LINES, len(invitations), "invitations"))
     form: list[Widget] = []
     if error:
         form.append(error_line(error))

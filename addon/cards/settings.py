@@ -22,6 +22,7 @@ from addon.cards.widgets import (
     esc,
     paragraph,
     section,
+    showing,
     text_input,
 )
 from addon.crm.fields import FIELD_TYPES, field_type
@@ -71,32 +72,14 @@ def type_label(type_name: str) -> str:
     return TYPE_LABELS.get(type_name, type_name)
 
 
-def _select(name: str, label: str, items: Sequence[tuple[str, str]], selected: str) -> Widget:
-    """A dropdown without the empty first choice (for inputs that always have a value)."""
-    return {
-        "selectionInput": {
-            "name": name,
-            "label": label,
-            "type": "DROPDOWN",
-            "items": [
-                {"text": text, "value": value, "selected": value == selected}
-                for value, text in items[:100]
-            ],
-        }
-    }
-
-
 def _required_select(selected: bool) -> Widget:
-    return _select(
+    return dropdown(
         "required",
         "Required",
         [("no", "Optional"), ("yes", "Required")],
         "yes" if selected else "no",
+        blank=False,
     )
-
-
-def _showing(shown: int, total: int, what: str) -> Widget:
-    return paragraph(f"<i>Showing {shown} of {total} {what}.</i>")
 
 
 # ------------------------------------------------------------------------------ folders
@@ -125,7 +108,7 @@ def structure_card(
             )
         )
     if len(folders) > MAX_FOLDER_LINES:
-        lines.append(_showing(MAX_FOLDER_LINES, len(folders), "folders"))
+        lines.append(showing(MAX_FOLDER_LINES, len(folders), "folders"))
     form: list[Widget] = []
     if error:
         form.append(error_line(error))
@@ -215,7 +198,7 @@ def folder_card(
     for fdef in shown:
         lines += _field_line(actions, folder, fdef, page)
     if len(fields) > len(shown):
-        lines.append(_showing(len(shown), len(fields), "fields"))
+        lines.append(showing(len(shown), len(fields), "fields"))
         nav: list[Widget] = []
         if page > 0:
             nav.append(
@@ -273,11 +256,12 @@ def _option_inputs(
                 [(f.key, f.name) for f in targets],
                 values.get("target") or None,
             ),
-            _select(
+            dropdown(
                 "many",
                 "How many linked records (links)",
                 [("false", "One"), ("true", "Several")],
                 values.get("many", "false"),
+                blank=False,
             ),
             text_input(
                 "expression",
@@ -318,11 +302,12 @@ def new_field_card(
         widgets.append(error_line(error))
     widgets += [
         text_input("label", "Label", values.get("label", "")),
-        _select(
+        dropdown(
             "type",
             "Type",
             [(t, type_label(t)) for t in ADDABLE_TYPES],
             values.get("type", "text"),
+            blank=False,
         ),
         _required_select(values.get("required") == "yes"),
     ]
@@ -431,11 +416,12 @@ def edit_field_card(
         sections.append(section([paragraph(f"<i>{note}</i>")], "Type"))
     else:
         change: list[Widget] = [
-            _select(
+            dropdown(
                 "new_type",
                 "New type",
                 [(t, type_label(t)) for t in targets],
                 values.get("new_type", targets[0]),
+                blank=False,
             ),
             *_option_inputs(values, "type_", None),
             paragraph(
@@ -478,7 +464,7 @@ def type_change_card(
             )
         )
     if len(report.kept) > MAX_KEPT_LINES:
-        kept.append(_showing(MAX_KEPT_LINES, len(report.kept), "kept values"))
+        kept.append(showing(MAX_KEPT_LINES, len(report.kept), "kept values"))
     back = button_list(
         button(
             f"Back to {folder.name}",

@@ -14,6 +14,7 @@ from addon.cards.widgets import (
     button_list,
     card,
     decorated,
+    dropdown,
     error_line,
     esc,
     paragraph,
@@ -93,29 +94,6 @@ def _count_text(count: int | None, more: bool = False) -> str:
     if count is None:
         return "needs fixing"
     return f"{count:,}+ records" if more else _plural(count, "record", "records")
-
-
-def _select(
-    name: str,
-    label: str,
-    items: Sequence[tuple[str, str]],
-    selected: str,
-    *,
-    on_change: dict[str, Any] | None = None,
-) -> Widget:
-    """A dropdown whose items are (value, text) pairs; at most 100 items, as Google allows."""
-    body: dict[str, Any] = {
-        "name": name,
-        "label": label,
-        "type": "DROPDOWN",
-        "items": [
-            {"text": text[:100] or "—", "value": value, "selected": value == selected}
-            for value, text in list(items)[:100]
-        ],
-    }
-    if on_change:
-        body["onChangeAction"] = on_change
-    return {"selectionInput": body}
 
 
 # ------------------------------------------------------------------------------ homepage
@@ -417,39 +395,44 @@ def view_editor(
         head.append(paragraph("No folder is active; ask an admin to turn one on."))
     elif view_id is None:
         head.append(
-            _select(
+            dropdown(
                 "view_folder",
                 "Folder",
                 [(f.key, f.name) for f in folders],
                 form.folder_key,
                 on_change=rerender,
+                blank=False,
             )
         )
     else:
         current = folder_by_key.get(form.folder_key)
         head.append(decorated(esc(current.name if current else form.folder_key), top="Folder"))
     head.append(
-        _select(
+        dropdown(
             "match",
             "Records must match",
             [("all", "All of the conditions"), ("any", "Any of the conditions")],
             "any" if form.match_any else "all",
+            blank=False,
         )
     )
     sections = [section(head, "New view" if view_id is None else "Edit view")]
 
     for number, row in enumerate(form.rows):
         widgets: list[Widget] = [
-            _select(f"c{number}_field", "Field", field_items, row.field, on_change=rerender)
+            dropdown(
+                f"c{number}_field", "Field", field_items, row.field, on_change=rerender, blank=False
+            )
         ]
         ops = operators_for_field(fields, row.field) if row.field else list(OPERATOR_LABELS)
         widgets.append(
-            _select(
+            dropdown(
                 f"c{number}_op",
                 "Operator",
                 [("", "—"), *((op, OPERATOR_LABELS[op]) for op in ops)],
                 row.op if row.op in ops else "",
                 on_change=rerender,
+                blank=False,
             )
         )
         if row.op not in _NO_VALUE_OPS:
@@ -477,13 +460,16 @@ def view_editor(
         )
     sort_items = [(key, label) for key, (label, _kind) in BUILTIN_FIELDS.items()]
     sort_items += [(f.key, f.label) for f in fields if f.type != "link"]
-    tail.append(_select("sort_field", "Sort by", sort_items, form.sort_field or "_title"))
     tail.append(
-        _select(
+        dropdown("sort_field", "Sort by", sort_items, form.sort_field or "_title", blank=False)
+    )
+    tail.append(
+        dropdown(
             "sort_dir",
             "Order",
             [("asc", "Ascending (A→Z, oldest first)"), ("desc", "Descending (Z→A, newest first)")],
             "desc" if form.sort_desc else "asc",
+            blank=False,
         )
     )
     if can_share:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,7 +105,7 @@ def text_input(
 def dropdown(
     name: str,
     label: str,
-    choices: list[tuple[str, str]],
+    choices: Sequence[tuple[str, str]],
     selected: str | None,
     *,
     on_change: dict[str, Any] | None = None,
@@ -116,8 +116,10 @@ def dropdown(
     `on_change` (an action, not an onClick) submits the form when the choice changes.
     """
     items = [{"text": "—", "value": "", "selected": not selected}] if blank else []
+    # Google refuses items without text; long texts are cut as the sidebar would.
     items += [
-        {"text": text, "value": value, "selected": value == selected} for value, text in choices
+        {"text": text[:100] or "—", "value": value, "selected": value == selected}
+        for value, text in choices
     ]
     body: dict[str, Any] = {"name": name, "label": label, "type": "DROPDOWN", "items": items[:100]}
     if on_change:
@@ -233,3 +235,8 @@ def card(
     if footer:
         result["fixedFooter"] = {"primaryButton": footer}
     return result
+
+
+def showing(shown: int, total: int, what: str) -> Widget:
+    """The note under a list cut to what a card can hold: "Showing 50 of 80 fields."."""
+    return paragraph(f"<i>Showing {shown} of {total} {what}.</i>")
