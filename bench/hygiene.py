@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import pickle
 import random
 import sys
 import tempfile
@@ -852,6 +853,30 @@ def report(
     return ok
 
 
+def _seeded(url: str, args: argparse.Namespace) -> Seeded:
+    """Seed a fresh database, or with --reuse take the one an earlier run seeded."""
+    remembered = Path(args.reuse) if args.reuse else None
+    if remembered is not None and remembered.exists():
+        # Seeding 1M contacts takes many minutes: iterating on the view SQL or on indexes
+        # (a new migration, applied here) does not need it again.
+        engine = seeding_engine(url)
+        with engine.begin() as conn:
+            upgrade(url, conn)
+        engine.dispose()
+        seeded: Seeded = pickle.loads(remembered.read_bytes())
+        print(f"  reusing the database seeded with {remembered}", flush=True)
+        return seeded
+    reset_database(url, args.force)
+    engine = seeding_engine(url)
+    with engine.begin() as conn:
+        upgrade(url, conn)
+    seeded = seed(engine, args.contacts, random.Random(args.seed))
+    engine.dispose()
+    if remembered is not None:
+        remembered.write_bytes(pickle.dumps(seeded))
+    return seeded
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the options, run the three measurements, print the report."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -862,6 +887,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="random seed")
     parser.add_argument("--skip-import", action="store_true", help="leave out the import")
     parser.add_argument("--force", action="store_true", help="wipe a database not named *bench*")
+    parser.add_argument(
+        "--reuse",
+        default="",
+        help="a file remembering what was seeded: seed and write it when it is missing, "
+        "otherwise keep the database as it is (migrated to head) and skip the seeding",
+    )
     args = parser.parse_args(argv)
     tmp = tempfile.TemporaryDirectory(prefix="addon-bench-")
     url = args.database_url or f"sqlite:///{os.path.join(tmp.name, 'hygiene.sqlite3')}"
@@ -886,12 +917,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"seeding {args.contacts:,} contacts and {args.contacts // 10:,} companies...", flush=True
     )
-    reset_database(url, args.force)
-    engine = seeding_engine(url)
-    with engine.begin() as conn:
-        upgrade(url, conn)
-    seeded = seed(engine, args.contacts, random.Random(args.seed))
-    engine.dispose()
+    seeded = _seeded(url, args)
     print(
         f"  seeded in {seeded.seconds:.1f} s ({seeded.cpu_seconds:.1f} s CPU here): "
         + ", ".join(f"{k} {v:,}" for k, v in seeded.rows.items()),
