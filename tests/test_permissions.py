@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from addon.auth.roles import PermissionDenied, can, record_scope, require
@@ -92,6 +92,26 @@ def test_folder_view_rule_hides_the_folder_everywhere(
     assert "Acme Deal" not in text_of(rep.post("/homepage"))
     manager = as_role(app, tokens, "manager")
     assert "Acme Deal" in text_of(manager.action("search", form={"query": "acme"}))
+
+
+def test_hidden_folders_are_read_once_per_session_and_again_after_a_permission_change(
+    world: World, db: Session
+) -> None:
+    rep, deals = world.members["rep"], world.folder("deals")
+    statements: list[str] = []
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+    engine = db.get_bind()
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        assert record_scope(db, rep) is None
+        assert record_scope(db, rep) is None
+        assert len([s for s in statements if "FROM folders" in s]) == 1
+        set_folder_permissions(db, world.members["admin"], deals, {"view": ["admin"]})
+        scope = record_scope(db, rep)
+        assert scope is not None
+        assert str(deals.id) in str(scope.compile(compile_kwargs={"literal_binds": True}))
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
 
 
 def test_folder_rules_cannot_exceed_the_role_table_or_lock_out_admins(

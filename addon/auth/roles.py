@@ -152,16 +152,32 @@ def _mine(member: Member) -> ColumnElement[bool]:
     return or_(Record.owner_member_id == member.id, named)
 
 
+HIDDEN_FOLDERS = "addon.hidden_folders"
+
+
 def _hidden_folder_ids(session: Session, member: Member) -> list[int]:
     if member.role == "admin":
         # No folder hides anything from admins: spare the lists a query.
         return []
-    folders = session.execute(
-        select(Folder).where(
-            Folder.workspace_id == member.workspace_id, Folder.permissions.is_not(None)
-        )
-    ).scalars()
-    return [f.id for f in folders if member.role not in folder_roles(f, "view")]
+    # A request asks for this once per list it shows (the homepage: three): the answer
+    # is kept on its session until folder permissions change (forget_hidden_folders).
+    key = (HIDDEN_FOLDERS, member.id, member.role)
+    cached: list[int] | None = session.info.get(key)
+    if cached is None:
+        folders = session.execute(
+            select(Folder).where(
+                Folder.workspace_id == member.workspace_id, Folder.permissions.is_not(None)
+            )
+        ).scalars()
+        cached = [f.id for f in folders if member.role not in folder_roles(f, "view")]
+        session.info[key] = cached
+    return list(cached)
+
+
+def forget_hidden_folders(session: Session) -> None:
+    """Drop the session's remembered hidden folders (folder permissions changed)."""
+    for key in [k for k in session.info if isinstance(k, tuple) and k[:1] == (HIDDEN_FOLDERS,)]:
+        del session.info[key]
 
 
 def record_scope(session: Session, member: Member) -> ColumnElement[bool] | None:

@@ -16,6 +16,7 @@ from addon.auth.roles import (
     OWN_RECORDS_ONLY,
     check_folder_permissions,
     folder_roles,
+    forget_hidden_folders,
     require,
 )
 from addon.crm.audit import record_audit
@@ -53,6 +54,7 @@ def set_folder_permissions(
     folder.permissions = {**(folder.permissions or {}), **clean}
     after = effective_permissions(folder)
     session.flush()
+    forget_hidden_folders(session)
     record_audit(
         session,
         member,
