@@ -416,13 +416,25 @@ _METRIC_SOURCES = {
     "days_since_last_contact": ("last_sent", "last_received"),
     "days_since_last_reply": ("last_received",),
 }
+_COUNTS = ("emails_sent", "emails_received", "threads")
+_MOMENTS = ("first_email", "last_email", "last_sent", "last_received")
 
 
-def _touches(delta: Stats, metric: str) -> bool:
-    # A new thread may be the record's first (its row is new): every field is written.
-    if delta.threads:
-        return True
-    return any(getattr(delta, column) for column in _METRIC_SOURCES.get(metric, ()))
+def _moved(stored: Stats, delta: Stats) -> set[str]:
+    """The stored columns a delta just added (in SQL) changed, from the stats after it.
+
+    Counts move when the delta counts something. A moment column holds the later (or
+    earlier) of its old value and the delta's, so it moved only if it now equals the
+    delta's: otherwise the old value won and the field already shows it. A new thread
+    may be the record's first (its row is new): every count is written, zeros included.
+    """
+    counted = _COUNTS if delta.threads else [n for n in _COUNTS if getattr(delta, n)]
+    moved = set(counted)
+    for name in _MOMENTS:
+        moment = getattr(delta, name)
+        if moment is not None and getattr(stored, name) == moment:
+            moved.add(name)
+    return moved
 
 
 def stats_value_keys(value: Any, options: Mapping[str, Any]) -> tuple[str | None, float | None]:
@@ -440,6 +452,16 @@ def stats_value_keys(value: Any, options: Mapping[str, Any]) -> tuple[str | None
     return (text[:255] if text else text), number
 
 
+@dataclass(frozen=True, slots=True)
+class _StatsField:
+    """What projecting one stats field needs, read off its FieldDef once per call."""
+
+    id: int
+    metric: str
+    sources: frozenset[str]
+    options: Mapping[str, Any]
+
+
 def project_fields(
     session: Session,
     workspace_id: int,
@@ -450,23 +472,35 @@ def project_fields(
 ) -> None:
     """Write the stats fields of these records from their record_stats rows.
 
-    With `changed` (the deltas ingest just added) only the fields those deltas can move
-    are written, without reading the current values: on ingest stats only grow, so no
-    value is ever cleared. Without it every field is compared and fixed.
+    With `changed` (the deltas ingest just added) only the fields of the columns those
+    deltas moved are written, without reading the current values: on ingest stats only
+    grow, so no value is ever cleared. Without it every field is compared and fixed.
     """
     by_folder = (
         fields_by_folder if fields_by_folder is not None else stats_fields(session, workspace_id)
     )
     if not by_folder:
         return
-    field_ids = [f.id for defs in by_folder.values() for f in defs]
+    fields = {
+        folder_id: [
+            _StatsField(
+                f.id,
+                metric := str(f.options.get("metric")),
+                frozenset(_METRIC_SOURCES.get(metric, ())),
+                f.options,
+            )
+            for f in defs
+        ]
+        for folder_id, defs in by_folder.items()
+    }
+    field_ids = [f.id for defs in fields.values() for f in defs]
     upserts: list[dict[str, Any]] = []
     removals: list[tuple[int, int]] = []
     for chunk in chunks(sorted(set(record_ids))):
         folders = dict(
             session.execute(
                 select(Record.id, Record.folder_id).where(
-                    Record.id.in_(chunk), Record.folder_id.in_(list(by_folder))
+                    Record.id.in_(chunk), Record.folder_id.in_(list(fields))
                 )
             ).all()
         )
@@ -485,13 +519,21 @@ def project_fields(
                 )
             }
         for rid, folder_id in folders.items():
-            stats, delta = stored.get(rid), changed.get(rid) if changed is not None else None
-            for fdef in by_folder[folder_id]:
-                metric = str(fdef.options.get("metric"))
-                if delta is not None and not _touches(delta, metric):
+            stats = stored.get(rid)
+            delta = changed.get(rid) if changed is not None else None
+            if delta is not None and stats is None:
+                continue  # nothing stored: no value to write, none to clear on ingest
+            moved = _moved(stats, delta) if stats is not None and delta is not None else None
+            # A record's fields share their values (a moment feeds up to three fields).
+            values: dict[str, Any] = {}
+            for fdef in fields[folder_id]:
+                if moved is not None and moved.isdisjoint(fdef.sources):
                     continue
-                value = metric_value(stats, metric)
                 key = (rid, fdef.id)
+                if fdef.metric in values:
+                    value = values[fdef.metric]
+                else:
+                    value = values[fdef.metric] = metric_value(stats, fdef.metric)
                 if value is None:
                     if key in current:
                         removals.append(key)
