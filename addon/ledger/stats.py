@@ -271,10 +271,35 @@ def apply_deltas(session: Session, workspace_id: int, deltas: Mapping[int, Stats
 
     # In record id order: concurrent ingests lock the rows in the same order.
     rows = [
-        {"record_id": rid, "workspace_id": workspace_id, **deltas[rid].columns()}
-        for rid in sorted(deltas)
+        (
+            rid,
+            workspace_id,
+            d.emails_sent,
+            d.emails_received,
+            d.threads,
+            d.first_email,
+            d.last_email,
+            d.last_sent,
+            d.last_received,
+            d.last_contacted,
+        )
+        for rid, d in sorted(deltas.items())
     ]
-    insert_many(session, RecordStats, rows, upsert)
+    insert_many(session, RecordStats, rows, upsert, columns=_DELTA_COLUMNS)
+
+
+_DELTA_COLUMNS = (
+    "record_id",
+    "workspace_id",
+    "emails_sent",
+    "emails_received",
+    "threads",
+    "first_email",
+    "last_email",
+    "last_sent",
+    "last_received",
+    "last_contacted",
+)
 
 
 _STORED = select(
@@ -457,7 +482,7 @@ class _StatsField:
     """What projecting one stats field needs, read off its FieldDef once per call."""
 
     id: int
-    metric: str
+    column: str  # the metric whose value it stores ("days since" ones store a moment)
     sources: frozenset[str]
     options: Mapping[str, Any]
 
@@ -485,7 +510,7 @@ def project_fields(
         folder_id: [
             _StatsField(
                 f.id,
-                metric := str(f.options.get("metric")),
+                DAYS_SINCE.get(metric := str(f.options.get("metric")), metric),
                 frozenset(_METRIC_SOURCES.get(metric, ())),
                 f.options,
             )
@@ -494,7 +519,7 @@ def project_fields(
         for folder_id, defs in by_folder.items()
     }
     field_ids = [f.id for defs in fields.values() for f in defs]
-    upserts: list[dict[str, Any]] = []
+    upserts: list[tuple[int, int, int, Any, str | None, float | None]] = []
     removals: list[tuple[int, int]] = []
     for chunk in chunks(sorted(set(record_ids))):
         folders = dict(
@@ -525,32 +550,27 @@ def project_fields(
                 continue  # nothing stored: no value to write, none to clear on ingest
             moved = _moved(stats, delta) if stats is not None and delta is not None else None
             # A record's fields share their values (a moment feeds up to three fields).
-            values: dict[str, Any] = {}
+            values: dict[str, tuple[Any, str | None, float | None]] = {}
             for fdef in fields[folder_id]:
                 if moved is not None and moved.isdisjoint(fdef.sources):
                     continue
                 key = (rid, fdef.id)
-                if fdef.metric in values:
-                    value = values[fdef.metric]
-                else:
-                    value = values[fdef.metric] = metric_value(stats, fdef.metric)
+                found = values.get(fdef.column)
+                if found is None:
+                    value = metric_value(stats, fdef.column)
+                    # A count or an ISO moment: their keys do not depend on the options.
+                    text, number = (
+                        stats_value_keys(value, fdef.options) if value is not None else (None, None)
+                    )
+                    found = values[fdef.column] = (value, text, number)
+                value = found[0]
                 if value is None:
                     if key in current:
                         removals.append(key)
                     continue
                 if key in current and current[key] == value:
                     continue
-                text, number = stats_value_keys(value, fdef.options)
-                upserts.append(
-                    {
-                        "workspace_id": workspace_id,
-                        "record_id": rid,
-                        "field_id": fdef.id,
-                        "value": value,
-                        "text_key": text,
-                        "num_key": number,
-                    }
-                )
+                upserts.append((workspace_id, rid, fdef.id, *found))
     for rid, fid in removals:
         session.execute(
             delete(FieldValue).where(FieldValue.record_id == rid, FieldValue.field_id == fid)
@@ -563,6 +583,7 @@ def project_fields(
             index_elements=[FieldValue.record_id, FieldValue.field_id],
             set_={k: stmt.excluded[k] for k in ("value", "text_key", "num_key")},
         ),
+        columns=("workspace_id", "record_id", "field_id", "value", "text_key", "num_key"),
     )
     # FieldValue rows the session holds are stale after the statements above.
     for obj in list(session.identity_map.values()):
