@@ -69,6 +69,18 @@ _LINKS_WITH_FOLDER = (
 _EMAILS_OF_RECORDS = select(RecordEmail.record_id, RecordEmail.email).where(
     RecordEmail.record_id.in_(IN_VALUES)
 )
+# The columns of the message and participant rows, written as tuples.
+_MESSAGE_COLUMNS = (
+    "workspace_id",
+    "conversation_id",
+    "message_key",
+    "sent_at",
+    "direction",
+    "subject",
+    "from_email",
+    "recorded_at",
+)
+_PARTICIPANT_COLUMNS = ("message_id", "role", "email", "workspace_id")
 
 
 @dataclass(frozen=True)
@@ -296,19 +308,6 @@ def _insert_messages(ctx: _Context, fresh: list[tuple[ParsedMessage, int]]) -> d
     ]
     insert_many(session, LedgerParticipant, participants, columns=_PARTICIPANT_COLUMNS)
     return inserted
-
-
-_MESSAGE_COLUMNS = (
-    "workspace_id",
-    "conversation_id",
-    "message_key",
-    "sent_at",
-    "direction",
-    "subject",
-    "from_email",
-    "recorded_at",
-)
-_PARTICIPANT_COLUMNS = ("message_id", "role", "email", "workspace_id")
 
 
 def _insert_maps(ctx: _Context, maps: dict[str, int]) -> None:
