@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -137,6 +138,45 @@ def test_adding_mail_to_an_unlinked_record_changes_nothing_until_linked(
     link_thread(crm.db, crm.member, ann, "A", "Pilot")
     assert stats_of(crm, ann) == Stats(1, 2, 1, at(2), at(12), at(3), at(12))
     assert_recompute_agrees(crm)
+
+
+def test_stats_fields_follow_mail_recorded_out_of_order(
+    crm: Crm, scenario: dict[str, Record]
+) -> None:
+    """Ingest writes only the fields whose stored column moved, and they stay exact.
+
+    An older message moves the first email and the counts, never the last ones; a newer
+    one the last ones. Either way the fields equal what a rebuild projects.
+    """
+    contacts = crm.folders["contacts"]
+    ensure_stats_fields(crm.db, contacts)
+    ann = scenario["ann"]
+    by_key = {f.key: f.id for f in folder_fields(crm.db, contacts.id)}
+
+    def fields() -> dict[str, Any]:
+        values = dict(
+            crm.db.execute(
+                select(FieldValue.field_id, FieldValue.value).where(FieldValue.record_id == ann.id)
+            ).all()
+        )
+        return {key: values.get(fid) for key, fid in by_key.items() if key.startswith("email_")}
+
+    before = fields()
+    assert before["email_first_email"] == "2025-06-02T10:00:00Z"
+    ingest(crm, [mail("old@globex.com", ANN, REP, day=1, thread="A", refs=["c1@globex.com"])])
+    older = fields()
+    assert older["email_first_email"] == "2025-06-01T10:00:00Z"
+    assert older["email_emails_received"] == before["email_emails_received"] + 1
+    for key in ("email_last_email", "email_last_received", "email_last_contacted"):
+        assert older[key] == before[key]
+    ingest(crm, [mail("new@acme.test", REP, ANN, day=25, thread="A", refs=["c1@globex.com"])])
+    newer = fields()
+    assert newer["email_last_sent"] == newer["email_last_contacted"] == "2025-06-25T10:00:00Z"
+    assert newer["email_days_since_last_contact"] == "2025-06-25T10:00:00Z"
+    assert newer["email_first_email"] == "2025-06-01T10:00:00Z"
+    assert newer["email_last_received"] == older["email_last_received"]
+    assert_recompute_agrees(crm)
+    assert fields() == newer
 
 
 def test_stats_fields_show_in_views_sorts_and_cards(crm: Crm, scenario: dict[str, Record]) -> None:

@@ -69,6 +69,18 @@ _LINKS_WITH_FOLDER = (
 _EMAILS_OF_RECORDS = select(RecordEmail.record_id, RecordEmail.email).where(
     RecordEmail.record_id.in_(IN_VALUES)
 )
+# The columns of the message and participant rows, written as tuples.
+_MESSAGE_COLUMNS = (
+    "workspace_id",
+    "conversation_id",
+    "message_key",
+    "sent_at",
+    "direction",
+    "subject",
+    "from_email",
+    "recorded_at",
+)
+_PARTICIPANT_COLUMNS = ("message_id", "role", "email", "workspace_id")
 
 
 @dataclass(frozen=True)
@@ -272,37 +284,29 @@ def _insert_messages(ctx: _Context, fresh: list[tuple[ParsedMessage, int]]) -> d
     session, ws = ctx.session, ctx.workspace_id
     # In key order, so concurrent requests wait on each other's rows in one order.
     ordered = sorted(fresh, key=lambda pair: pair[0].key)
-    rows = [
-        {
-            "workspace_id": ws,
-            "conversation_id": conv,
-            "message_key": msg.key,
-            "sent_at": msg.sent_at,
-            "direction": msg.direction,
-            "subject": msg.subject,
-            "from_email": msg.from_email,
-            "recorded_at": ctx.now,
-        }
-        for msg, conv in ordered
-    ]
+    now = ctx.now
     inserted: dict[str, int] = dict(
         insert_many(
             session,
             LedgerMessage,
-            rows,
+            [
+                (ws, conv, m.key, m.sent_at, m.direction, m.subject, m.from_email, now)
+                for m, conv in ordered
+            ],
             lambda stmt: stmt.on_conflict_do_nothing(
                 index_elements=["workspace_id", "message_key"]
             ),
             returning=(LedgerMessage.message_key, LedgerMessage.id),
+            columns=_MESSAGE_COLUMNS,
         )
     )
     participants = [
-        {"message_id": inserted[msg.key], "role": role, "email": email, "workspace_id": ws}
+        (message_id, role, email, ws)
         for msg, _conv in ordered
-        if msg.key in inserted
+        if (message_id := inserted.get(msg.key)) is not None
         for role, email in msg.participants
     ]
-    insert_many(session, LedgerParticipant, participants)
+    insert_many(session, LedgerParticipant, participants, columns=_PARTICIPANT_COLUMNS)
     return inserted
 
 
@@ -402,19 +406,21 @@ def _add_stats(
         emails.setdefault(record_id, set()).add(email)
     deltas: dict[int, Stats] = {}
     in_memory: set[int] = set()
+    nobody: set[str] = set()
     for link_id, conv, record_id, folder_id in touched:
-        delta = deltas.setdefault(record_id, Stats())
+        delta = deltas.get(record_id)
+        if delta is None:
+            delta = deltas[record_id] = Stats()
         if link_id in new_links:
             in_memory.add(link_id)
             delta.threads += 1
-        person = folder_id == ctx.shape.contacts_id
-        mine = emails.get(record_id, set())
+        if folder_id != ctx.shape.contacts_id:
+            for msg in new_by_conv[conv]:
+                delta.add_message(msg.direction, msg.sent_at, None)
+            continue
+        mine = emails.get(record_id, nobody)
         for msg in new_by_conv[conv]:
-            roles = (
-                frozenset(role for role, email in msg.participants if email in mine)
-                if person
-                else None
-            )
+            roles = frozenset([role for role, email in msg.participants if email in mine])
             delta.add_message(msg.direction, msg.sent_at, roles)
     for chunk in chunks(sorted(new_links - in_memory)):
         for record_id, stats in link_stats(session, ws, ThreadLink.id.in_(chunk)).items():

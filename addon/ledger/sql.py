@@ -27,6 +27,11 @@ IN_VALUES: BindParameter[Any] = bindparam("in_values", expanding=True)
 
 def chunks(values: Iterable[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
     """The values in lists of at most `size`, for IN lists and executemany batches."""
+    if isinstance(values, list):
+        # Slices: a list is most callers' case, and copying it item by item costs more.
+        for start in range(0, len(values), size):
+            yield values[start : start + size]
+        return
     batch: list[T] = []
     for value in values:
         batch.append(value)
@@ -65,23 +70,31 @@ def sqlite_datetime(moment: datetime) -> str:
 def insert_many(
     session: Session,
     model: Any,
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
     finish: Callable[[Any], Any] = lambda stmt: stmt,
     returning: Sequence[Any] = (),
+    *,
+    columns: Sequence[str] = (),
 ) -> list[Any]:
     """Insert rows into one table in as few round trips as the database allows.
 
-    `finish` gets the dialect's INSERT and adds an ON CONFLICT clause; the `returning`
-    columns of the rows inserted are returned. SQLAlchemy's executemany processes every
-    value of every row in Python, most of the cost of a bulk insert, so PostgreSQL gets
-    one INSERT ... SELECT FROM unnest(<one array per column>) per 10,000 rows and SQLite
-    its driver's executemany of the compiled statement (SQLAlchemy's multi-row VALUES when
-    rows come back). Values must be plain: ints, strings, None, aware UTC datetimes.
+    Rows are mappings by column name, or tuples of the values of `columns` in that order
+    (cheaper to build for large batches). `finish` gets the dialect's INSERT and adds an
+    ON CONFLICT clause; the `returning` columns of the rows inserted are returned.
+    SQLAlchemy's executemany processes every value of every row in Python, most of the
+    cost of a bulk insert, so PostgreSQL gets one INSERT ... SELECT FROM unnest(<one array
+    per column>) per 10,000 rows and SQLite its driver's executemany of the compiled
+    statement (SQLAlchemy's multi-row VALUES when rows come back). Values must be plain:
+    ints, strings, None, aware UTC datetimes.
     """
     if not rows:
         return []
     table: Table = model.__table__
-    columns = list(rows[0])
+    # Where each column's value is in a row: its name, or its position in `columns`.
+    position: dict[str, Any] = (
+        {name: i for i, name in enumerate(columns)} if columns else {n: n for n in rows[0]}
+    )
+    columns = list(position)
     if is_postgresql(session):
         arrays = select(
             *[
@@ -94,7 +107,10 @@ def insert_many(
             stmt = stmt.returning(*returning)
         found: list[Any] = []
         for chunk in chunks(rows, ARRAY_CHUNK):
-            params = {f"c{i}": [row[name] for row in chunk] for i, name in enumerate(columns)}
+            params = {
+                f"c{i}": [row[position[name]] for row in chunk]  # type: ignore[index]
+                for i, name in enumerate(columns)
+            }
             result = session.execute(stmt, params)
             if returning:
                 found.extend(result.all())
@@ -117,21 +133,36 @@ def insert_many(
         processor = column_type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
         if processor is not None:
             processors.append((i, processor))
-    getter = itemgetter(*order)
-    params_list: list[tuple[Any, ...]] = []
-    texts: dict[datetime, str] = {}  # a batch repeats its moments (first = last, now ...)
-    for row in rows:
-        values = list(getter(row)) if len(order) > 1 else [getter(row)]
-        for i in moments:
-            moment = values[i]
-            if moment is not None:
-                text = texts.get(moment)
-                if text is None:
-                    text = texts[moment] = sqlite_datetime(moment)
-                values[i] = text
-        for i, processor in processors:
-            values[i] = processor(values[i])
-        params_list.append(tuple(values))
+    getter = itemgetter(*[position[name] for name in order])
+    params_list: list[tuple[Any, ...]]
+    if not moments and not processors and len(order) > 1:
+        params_list = [getter(row) for row in rows]
+    else:
+        params_list = []
+        texts: dict[datetime, str] = {}  # a batch repeats its moments (first = last, now ...)
+        # Processed values of each column by type and value (1, 1.0 and True are equal
+        # keys but serialise differently): a batch repeats them too (counts, the moments a
+        # record's stats fields share); unhashable ones (JSON objects) are not kept.
+        done: list[dict[tuple[type, Any], Any]] = [{} for _ in processors]
+        for row in rows:
+            values = list(getter(row)) if len(order) > 1 else [getter(row)]
+            for i in moments:
+                moment = values[i]
+                if moment is not None:
+                    text = texts.get(moment)
+                    if text is None:
+                        text = texts[moment] = sqlite_datetime(moment)
+                    values[i] = text
+            for (i, processor), cache in zip(processors, done, strict=True):
+                value = values[i]
+                key = (value.__class__, value)
+                try:
+                    values[i] = cache[key]
+                except KeyError:
+                    values[i] = cache[key] = processor(value)
+                except TypeError:
+                    values[i] = processor(value)
+            params_list.append(tuple(values))
     sql = str(compiled)
     if not returning:
         connection.exec_driver_sql(sql, params_list)

@@ -271,10 +271,35 @@ def apply_deltas(session: Session, workspace_id: int, deltas: Mapping[int, Stats
 
     # In record id order: concurrent ingests lock the rows in the same order.
     rows = [
-        {"record_id": rid, "workspace_id": workspace_id, **deltas[rid].columns()}
-        for rid in sorted(deltas)
+        (
+            rid,
+            workspace_id,
+            d.emails_sent,
+            d.emails_received,
+            d.threads,
+            d.first_email,
+            d.last_email,
+            d.last_sent,
+            d.last_received,
+            d.last_contacted,
+        )
+        for rid, d in sorted(deltas.items())
     ]
-    insert_many(session, RecordStats, rows, upsert)
+    insert_many(session, RecordStats, rows, upsert, columns=_DELTA_COLUMNS)
+
+
+_DELTA_COLUMNS = (
+    "record_id",
+    "workspace_id",
+    "emails_sent",
+    "emails_received",
+    "threads",
+    "first_email",
+    "last_email",
+    "last_sent",
+    "last_received",
+    "last_contacted",
+)
 
 
 _STORED = select(
@@ -416,13 +441,25 @@ _METRIC_SOURCES = {
     "days_since_last_contact": ("last_sent", "last_received"),
     "days_since_last_reply": ("last_received",),
 }
+_COUNTS = ("emails_sent", "emails_received", "threads")
+_MOMENTS = ("first_email", "last_email", "last_sent", "last_received")
 
 
-def _touches(delta: Stats, metric: str) -> bool:
-    # A new thread may be the record's first (its row is new): every field is written.
-    if delta.threads:
-        return True
-    return any(getattr(delta, column) for column in _METRIC_SOURCES.get(metric, ()))
+def _moved(stored: Stats, delta: Stats) -> set[str]:
+    """The stored columns a delta just added (in SQL) changed, from the stats after it.
+
+    Counts move when the delta counts something. A moment column holds the later (or
+    earlier) of its old value and the delta's, so it moved only if it now equals the
+    delta's: otherwise the old value won and the field already shows it. A new thread
+    may be the record's first (its row is new): every count is written, zeros included.
+    """
+    counted = _COUNTS if delta.threads else [n for n in _COUNTS if getattr(delta, n)]
+    moved = set(counted)
+    for name in _MOMENTS:
+        moment = getattr(delta, name)
+        if moment is not None and getattr(stored, name) == moment:
+            moved.add(name)
+    return moved
 
 
 def stats_value_keys(value: Any, options: Mapping[str, Any]) -> tuple[str | None, float | None]:
@@ -440,6 +477,16 @@ def stats_value_keys(value: Any, options: Mapping[str, Any]) -> tuple[str | None
     return (text[:255] if text else text), number
 
 
+@dataclass(frozen=True, slots=True)
+class _StatsField:
+    """What projecting one stats field needs, read off its FieldDef once per call."""
+
+    id: int
+    column: str  # the metric whose value it stores ("days since" ones store a moment)
+    sources: frozenset[str]
+    options: Mapping[str, Any]
+
+
 def project_fields(
     session: Session,
     workspace_id: int,
@@ -450,23 +497,35 @@ def project_fields(
 ) -> None:
     """Write the stats fields of these records from their record_stats rows.
 
-    With `changed` (the deltas ingest just added) only the fields those deltas can move
-    are written, without reading the current values: on ingest stats only grow, so no
-    value is ever cleared. Without it every field is compared and fixed.
+    With `changed` (the deltas ingest just added) only the fields of the columns those
+    deltas moved are written, without reading the current values: on ingest stats only
+    grow, so no value is ever cleared. Without it every field is compared and fixed.
     """
     by_folder = (
         fields_by_folder if fields_by_folder is not None else stats_fields(session, workspace_id)
     )
     if not by_folder:
         return
-    field_ids = [f.id for defs in by_folder.values() for f in defs]
-    upserts: list[dict[str, Any]] = []
+    fields = {
+        folder_id: [
+            _StatsField(
+                f.id,
+                DAYS_SINCE.get(metric := str(f.options.get("metric")), metric),
+                frozenset(_METRIC_SOURCES.get(metric, ())),
+                f.options,
+            )
+            for f in defs
+        ]
+        for folder_id, defs in by_folder.items()
+    }
+    field_ids = [f.id for defs in fields.values() for f in defs]
+    upserts: list[tuple[int, int, int, Any, str | None, float | None]] = []
     removals: list[tuple[int, int]] = []
     for chunk in chunks(sorted(set(record_ids))):
         folders = dict(
             session.execute(
                 select(Record.id, Record.folder_id).where(
-                    Record.id.in_(chunk), Record.folder_id.in_(list(by_folder))
+                    Record.id.in_(chunk), Record.folder_id.in_(list(fields))
                 )
             ).all()
         )
@@ -485,30 +544,33 @@ def project_fields(
                 )
             }
         for rid, folder_id in folders.items():
-            stats, delta = stored.get(rid), changed.get(rid) if changed is not None else None
-            for fdef in by_folder[folder_id]:
-                metric = str(fdef.options.get("metric"))
-                if delta is not None and not _touches(delta, metric):
+            stats = stored.get(rid)
+            delta = changed.get(rid) if changed is not None else None
+            if delta is not None and stats is None:
+                continue  # nothing stored: no value to write, none to clear on ingest
+            moved = _moved(stats, delta) if stats is not None and delta is not None else None
+            # A record's fields share their values (a moment feeds up to three fields).
+            values: dict[str, tuple[Any, str | None, float | None]] = {}
+            for fdef in fields[folder_id]:
+                if moved is not None and moved.isdisjoint(fdef.sources):
                     continue
-                value = metric_value(stats, metric)
                 key = (rid, fdef.id)
+                found = values.get(fdef.column)
+                if found is None:
+                    value = metric_value(stats, fdef.column)
+                    # A count or an ISO moment: their keys do not depend on the options.
+                    text, number = (
+                        stats_value_keys(value, fdef.options) if value is not None else (None, None)
+                    )
+                    found = values[fdef.column] = (value, text, number)
+                value = found[0]
                 if value is None:
                     if key in current:
                         removals.append(key)
                     continue
                 if key in current and current[key] == value:
                     continue
-                text, number = stats_value_keys(value, fdef.options)
-                upserts.append(
-                    {
-                        "workspace_id": workspace_id,
-                        "record_id": rid,
-                        "field_id": fdef.id,
-                        "value": value,
-                        "text_key": text,
-                        "num_key": number,
-                    }
-                )
+                upserts.append((workspace_id, rid, fdef.id, *found))
     for rid, fid in removals:
         session.execute(
             delete(FieldValue).where(FieldValue.record_id == rid, FieldValue.field_id == fid)
@@ -521,6 +583,7 @@ def project_fields(
             index_elements=[FieldValue.record_id, FieldValue.field_id],
             set_={k: stmt.excluded[k] for k in ("value", "text_key", "num_key")},
         ),
+        columns=("workspace_id", "record_id", "field_id", "value", "text_key", "num_key"),
     )
     # FieldValue rows the session holds are stale after the statements above.
     for obj in list(session.identity_map.values()):
