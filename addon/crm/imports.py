@@ -24,11 +24,12 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from multiprocessing import get_context
 from typing import Any, Literal, TypeVar, cast
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Dialect, Table, and_, bindparam, insert, or_, select
+from sqlalchemy import Dialect, Table, and_, bindparam, func, insert, or_, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -126,6 +127,10 @@ _RELATIONS = _table(RecordRelation)
 _AUDIT = _table(AuditEntry)
 
 
+# Types whose values are converted for the driver once per distinct value: exact types,
+# as 1, 1.0 and True are equal keys but convert differently.
+_MEMO_TYPES = (str, datetime)
+
 # The SQL of an INSERT for the driver, and the (position, bind processor) of its values.
 _DriverInsert = tuple[str, list[tuple[int, Callable[[Any], Any]]]]
 
@@ -170,11 +175,20 @@ class _Rows:
             return
         sql, processors = self._driver_sql(connection.dialect)
         if processors:
+            # Texts and times repeat down a column (names, stages, the batch's timestamp):
+            # each distinct one is converted (JSON-encoded ...) once per call.
+            memos: list[dict[Any, Any]] = [{} for _ in processors]
             converted = []
             for row in rows:
                 values = list(row)
-                for index, processor in processors:
-                    values[index] = processor(values[index])
+                for (index, processor), memo in zip(processors, memos, strict=True):
+                    value = values[index]
+                    if type(value) in _MEMO_TYPES:
+                        if value not in memo:
+                            memo[value] = processor(value)
+                        values[index] = memo[value]
+                    else:
+                        values[index] = processor(value)
                 converted.append(tuple(values))
             rows = converted
         connection.exec_driver_sql(sql, rows)
@@ -191,6 +205,20 @@ _EMAIL_ROWS = _Rows(_EMAILS, ("workspace_id", "record_id", "email"))
 _PHONE_ROWS = _Rows(_PHONES, ("workspace_id", "record_id", "phone"))
 _DOMAIN_ROWS = _Rows(_DOMAINS, ("workspace_id", "record_id", "domain"))
 _RELATION_ROWS = _Rows(_RELATIONS, ("workspace_id", "field_id", "from_record_id", "to_record_id"))
+_RECORD_ROWS = _Rows(
+    _RECORDS,
+    (
+        "id",
+        "workspace_id",
+        "folder_id",
+        "title",
+        "search_key",
+        "created_by_id",
+        "owner_member_id",
+        "created_at",
+        "updated_at",
+    ),
+)
 _AUDIT_ROWS = _Rows(
     _AUDIT,
     (
@@ -205,6 +233,24 @@ _AUDIT_ROWS = _Rows(
         "created_at",
     ),
 )
+
+
+def _insert_records(session: Session, rows: list[tuple[Any, ...]]) -> list[int]:
+    """Insert records (each row _RECORD_ROWS's columns but the id); their ids in row order."""
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite gives a new row the largest rowid so far plus one, and this transaction
+        # holds the database's only write lock (its audit entry is written), so naming
+        # those ids stores exactly what a RETURNING insert would, through the driver's
+        # executemany instead of a statement per row or a RETURNING batch built by Core.
+        last = session.execute(select(func.max(Record.id))).scalar_one_or_none() or 0
+        ids = list(range(last + 1, last + 1 + len(rows)))
+        _RECORD_ROWS.insert(session, [(i, *row) for i, row in zip(ids, rows, strict=True)])
+        return ids
+    # PostgreSQL returns the ids in parameter order from its multi-row batches.
+    columns = _RECORD_ROWS.columns[1:]
+    statement = insert(_RECORDS).returning(_RECORDS.c.id, sort_by_parameter_order=True)
+    params = [dict(zip(columns, row, strict=True)) for row in rows]
+    return list(session.execute(statement, params).scalars())
 
 
 class ImportMappingError(ValueError):
@@ -617,6 +663,20 @@ class _InsertPlan:
         self.autonumbers = [f for f in fields if f.type == "autonumber"]
         self.formulas = [f for f in fields if f.type == "formula"]
         self.index = IndexPlan(fields)
+        self._keys: dict[tuple[str, str], tuple[str | None, float | None]] = {}
+
+    def value_keys(
+        self, key: str, type_name: str, options: Mapping[str, Any], value: Any
+    ) -> tuple[str | None, float | None]:
+        """keys_for of one field's value, remembered for texts (names, titles, stages repeat)."""
+        if type(value) is not str:
+            return keys_for(type_name, options, value)
+        found = self._keys.get((key, value))
+        if found is None:
+            found = keys_for(type_name, options, value)
+            if len(self._keys) < _PARSE_CACHE_SIZE:
+                self._keys[key, value] = found
+        return found
 
 
 @dataclass
@@ -1010,30 +1070,11 @@ class _Importer:
         now = utcnow()
         titles = [record_title(folder.key, entry.values) for entry in new]
         owners = [_owner_id(entry.values, member.id) for entry in new]
-        # PostgreSQL returns ids in parameter order in batches. SQLite would fall back to
-        # one statement per row for that; its batches return ids in arbitrary order, but a
-        # rowid is always one more than the largest so far, so sorted ids are in row order.
-        ordered = session.get_bind().dialect.name != "sqlite"
-        record_ids = list(
-            session.execute(
-                insert(_RECORDS).returning(_RECORDS.c.id, sort_by_parameter_order=ordered),
-                [
-                    {
-                        "workspace_id": ws,
-                        "folder_id": folder.id,
-                        "title": title,
-                        "search_key": title.lower(),
-                        "created_by_id": member.id,
-                        "owner_member_id": owner_id,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for title, owner_id in zip(titles, owners, strict=True)
-                ],
-            ).scalars()
-        )
-        if not ordered:
-            record_ids.sort()
+        rows = [
+            (ws, folder.id, title, title.lower(), member.id, owner_id, now, now)
+            for title, owner_id in zip(titles, owners, strict=True)
+        ]
+        record_ids = _insert_records(session, rows)
         values: list[tuple[Any, ...]] = []
         emails: list[tuple[Any, ...]] = []
         phones: list[tuple[Any, ...]] = []
@@ -1048,7 +1089,7 @@ class _Importer:
                     for target_id in dict.fromkeys(entry.link_ids.get(key, [])):
                         relations.append((ws, field_id, record_id, target_id))
                 elif not is_blank(value):
-                    text_key, num_key = keys_for(type_name, options, value)
+                    text_key, num_key = plan.value_keys(key, type_name, options, value)
                     values.append((ws, record_id, field_id, value, text_key, num_key))
             keys = plan.index.keys(entry.values)
             with_emails, with_phones, with_domains = plan.index.touched(set(entry.values))
