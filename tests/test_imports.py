@@ -838,6 +838,21 @@ def test_cli_import_shows_a_progress_bar_for_large_files(
     assert "1,200 created" in result.output
 
 
+@pytest.mark.parametrize(
+    ("cores", "load", "workers"),
+    [(1, 0.0, 0), (2, 0.0, 1), (2, 1.2, 1), (2, 1.6, 0), (2, 3.5, 0), (8, 2.5, 3), (8, 7.2, 1)],
+)
+def test_parse_ahead_workers_only_on_idle_cores(
+    monkeypatch: pytest.MonkeyPatch, cores: int, load: float, workers: int
+) -> None:
+    # On a busy machine a worker would take CPU time from the batch writer.
+    monkeypatch.setattr(imports, "_usable_cores", lambda: cores)
+    monkeypatch.setattr(imports, "_load_average", lambda: load)
+    assert imports._parse_workers(None, imports.PARSE_AHEAD_MIN_ROWS) == workers
+    assert imports._parse_workers(None, imports.PARSE_AHEAD_MIN_ROWS - 1) == 0
+    assert imports._parse_workers(2, 10) == 2
+
+
 def test_values_parsed_ahead_in_worker_processes_are_the_same(
     crm: Crm, db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:

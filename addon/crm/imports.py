@@ -93,7 +93,7 @@ _IN_CHUNK = 10_000
 # Distinct raw inputs remembered per import (dropdown choices, job titles repeat a lot).
 _PARSE_CACHE_SIZE = 50_000
 # Files of at least this many rows are parsed ahead in worker processes (when the machine
-# has a core to spare); starting the workers costs about a second.
+# has an idle core); starting the workers costs about a second.
 PARSE_AHEAD_MIN_ROWS = 20_000
 _MAX_WORKERS = 3
 # Chunks of rows queued to the workers ahead of the batch writer.
@@ -175,23 +175,27 @@ class _Rows:
             return
         sql, processors = self._driver_sql(connection.dialect)
         if processors:
-            # Texts and times repeat down a column (names, stages, the batch's timestamp):
-            # each distinct one is converted (JSON-encoded ...) once per call.
-            memos: list[dict[Any, Any]] = [{} for _ in processors]
-            converted = []
-            for row in rows:
-                values = list(row)
-                for (index, processor), memo in zip(processors, memos, strict=True):
-                    value = values[index]
-                    if type(value) in _MEMO_TYPES:
-                        if value not in memo:
-                            memo[value] = processor(value)
-                        values[index] = memo[value]
-                    else:
-                        values[index] = processor(value)
-                converted.append(tuple(values))
-            rows = converted
+            columns = list(zip(*rows, strict=True))
+            for index, processor in processors:
+                columns[index] = _converted(columns[index], processor)
+            rows = list(zip(*columns, strict=True))
         connection.exec_driver_sql(sql, rows)
+
+
+def _converted(values: Sequence[Any], processor: Callable[[Any], Any]) -> tuple[Any, ...]:
+    """A column's values through a bind processor."""
+    # Texts and times repeat down a column (names, stages, the batch's timestamp): each
+    # distinct one is converted (JSON-encoded ...) once.
+    memo: dict[Any, Any] = {}
+    out = []
+    for value in values:
+        if type(value) in _MEMO_TYPES:
+            if value not in memo:
+                memo[value] = processor(value)
+            out.append(memo[value])
+        else:
+            out.append(processor(value))
+    return tuple(out)
 
 
 def _field_of_value(row: tuple[Any, ...]) -> int:
@@ -613,8 +617,26 @@ def _parse_workers(requested: int | None, rows: int) -> int:
         return max(0, requested)
     if rows < PARSE_AHEAD_MIN_ROWS:
         return 0
-    # One core stays with the batch writer.
-    return max(0, min(_MAX_WORKERS, (os.cpu_count() or 1) - 1))
+    cores = _usable_cores()
+    # One core stays with the batch writer, and only idle cores are worth a worker: on a
+    # busy machine (the load average counts runnable processes, this import included)
+    # a worker takes CPU time from the batch writer, which then also waits for it.
+    idle = int(cores - _load_average() + 0.5)
+    return max(0, min(_MAX_WORKERS, cores - 1, idle))
+
+
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _load_average() -> float:
+    """Runnable processes over the last minute (0 where the platform does not say)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
 
 
 def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
@@ -1194,8 +1216,8 @@ def import_csv(
     an earlier row) are skipped, update that record (blank cells leave its values alone;
     emails and phones are added), or are created anyway. `progress` is called with the
     number of rows handled after each batch. `workers` processes parse field values ahead
-    of the batch writer (None: one per spare core, for files of PARSE_AHEAD_MIN_ROWS rows
-    or more; 0: none). Flushes only.
+    of the batch writer (None: one per idle core, one core left to the writer, for files
+    of PARSE_AHEAD_MIN_ROWS rows or more; 0: none). Flushes only.
     """
     if on_duplicate not in ON_DUPLICATE:
         raise ValueError(f"on_duplicate must be one of {', '.join(ON_DUPLICATE)}")
