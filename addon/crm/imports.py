@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 # _jsonable is the audit log's own value cleaning; batch-written entries must match it.
-from addon.crm.audit import _jsonable, changed_values, record_audit
+from addon.crm.audit import _jsonable, record_audit
 from addon.crm.csvio import (
     FULL_NAME_KEY,
     MAX_IMPORT_BYTES,
@@ -67,6 +67,7 @@ from addon.crm.records import (
     FormChecker,
     FormResolver,
     IndexPlan,
+    LookupKeys,
     PreparedForm,
     ValidationError,
     compute_formula,
@@ -452,18 +453,19 @@ class _ImportResolver(FormResolver):
 
     def parse(self, rule: FieldRule, raw: list[str]) -> Any:
         """Parse like the field type, remembering results of repeated inputs."""
-        if rule.type == "link" and not rule.options.get("many"):
-            # A cell of a one-record link names one record: "Acme, Inc." is one company.
-            text = collapse(" ".join(items_of(raw)))
-            return [text] if text else None
-        if rule.type in ("link", "user"):
-            return super().parse(rule, raw)
         key = (rule.id, tuple(raw))
         cached = self._prefilled.pop(key, _MISSING)
         if cached is _MISSING:
             cached = self._parsed.get(key, _MISSING)
         if cached is _MISSING:
-            cached = parse_value(rule.type, rule.options, raw)
+            if rule.type == "link" and not rule.options.get("many"):
+                # A cell of a one-record link names one record: "Acme, Inc." is one company.
+                text = collapse(" ".join(items_of(raw)))
+                cached = [text] if text else None
+            else:
+                # Links and users parse to the titles and addresses they name; those are
+                # looked up after (by FormChecker, through this resolver).
+                cached = parse_value(rule.type, rule.options, raw)
         if len(self._parsed) < _PARSE_CACHE_SIZE:
             self._parsed[key] = cached
         if isinstance(cached, FieldErrorText):
@@ -675,6 +677,8 @@ class _NewRecord:
 
     values: dict[str, Any]
     link_ids: dict[str, list[int]]
+    # Its emails, phones and domains, once inserted.
+    keys: LookupKeys | None = None
 
 
 class _InsertPlan:
@@ -1036,8 +1040,7 @@ class _Importer:
             creating, self._insert(self.folder, self.fields, new_rows), strict=True
         ):
             item.target_id = record_id
-        index = self._plan_of(self.folder, self.fields).index
-        new_emails = [e for entry in new_rows for e in index.keys(entry.values).emails]
+        new_emails = [e for entry in new_rows if entry.keys for e in entry.keys.emails]
         if new_emails:
             # As save_record does: imported people pick up their past mail in the ledger.
             link_addresses(self.session, self.member.workspace, new_emails)
@@ -1113,7 +1116,7 @@ class _Importer:
                 elif not is_blank(value):
                     text_key, num_key = plan.value_keys(key, type_name, options, value)
                     values.append((ws, record_id, field_id, value, text_key, num_key))
-            keys = plan.index.keys(entry.values)
+            keys = entry.keys = plan.index.keys(entry.values)
             with_emails, with_phones, with_domains = plan.index.touched(set(entry.values))
             if with_emails:
                 emails.extend((ws, record_id, email) for email in keys.emails)
@@ -1121,7 +1124,8 @@ class _Importer:
                 phones.extend((ws, record_id, phone) for phone in keys.phones)
             if with_domains:
                 domains.extend((ws, record_id, domain) for domain in keys.domains)
-            _, after = changed_values(dict.fromkeys(entry.values), entry.values)
+            # changed_values from nothing: every value set.
+            after = {k: v for k, v in entry.values.items() if v is not None}
             summary = f"Created {title} (import)"[:500]
             audit.append(
                 (
