@@ -1106,7 +1106,8 @@ class _Importer:
         domains: list[tuple[Any, ...]] = []
         relations: list[tuple[Any, ...]] = []
         audit: list[tuple[Any, ...]] = []
-        columns = plan.columns
+        columns, index = plan.columns, plan.index
+        actor_id, folder_id = member.id, folder.id
         for record_id, title, entry in zip(record_ids, titles, new, strict=True):
             for key, value in entry.values.items():
                 field_id, type_name, options = columns[key]
@@ -1116,29 +1117,16 @@ class _Importer:
                 elif not is_blank(value):
                     text_key, num_key = plan.value_keys(key, type_name, options, value)
                     values.append((ws, record_id, field_id, value, text_key, num_key))
-            keys = entry.keys = plan.index.keys(entry.values)
-            with_emails, with_phones, with_domains = plan.index.touched(set(entry.values))
-            if with_emails:
-                emails.extend((ws, record_id, email) for email in keys.emails)
-            if with_phones:
-                phones.extend((ws, record_id, phone) for phone in keys.phones)
-            if with_domains:
-                domains.extend((ws, record_id, domain) for domain in keys.domains)
+            # A new record's keys come from all its values (a field it lacks adds none).
+            keys = entry.keys = index.keys(entry.values)
+            emails.extend((ws, record_id, email) for email in keys.emails)
+            phones.extend((ws, record_id, phone) for phone in keys.phones)
+            domains.extend((ws, record_id, domain) for domain in keys.domains)
             # changed_values from nothing: every value set.
             after = {k: v for k, v in entry.values.items() if v is not None}
             summary = f"Created {title} (import)"[:500]
             audit.append(
-                (
-                    ws,
-                    member.id,
-                    "create",
-                    record_id,
-                    folder.id,
-                    summary,
-                    None,
-                    _jsonable(after),
-                    now,
-                )
+                (ws, actor_id, "create", record_id, folder_id, summary, None, _jsonable(after), now)
             )
         # One field's values side by side: the (field, key) indexes take them in order.
         values.sort(key=_field_of_value)
