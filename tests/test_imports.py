@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -641,6 +642,28 @@ def test_progress_is_reported_per_batch(crm: Crm, monkeypatch: pytest.MonkeyPatc
     csv_text = "Email\n" + "".join(f"p{i}@x.com\n" for i in range(5))
     report = run(crm, csv_text, progress=seen.append)
     assert seen == [2, 2, 1] and report.created == 5
+
+
+def test_garbage_collection_is_less_frequent_during_an_import_only(crm: Crm) -> None:
+    before = gc.get_threshold()
+    during: list[tuple[int, ...]] = []
+    report = run(crm, "Email\na@x.com\n", progress=lambda _: during.append(gc.get_threshold()))
+    assert report.created == 1
+    assert during == [(imports._GC_YOUNG_THRESHOLD, *before[1:])]
+    assert gc.get_threshold() == before
+
+    def fail(_: int) -> None:
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError):
+        run(crm, "Email\nb@x.com\n", progress=fail)
+    assert gc.get_threshold() == before
+    # Nested (or concurrent) imports restore the threshold once the last one ends.
+    with imports._fewer_collections():
+        with imports._fewer_collections():
+            assert gc.get_threshold()[0] == imports._GC_YOUNG_THRESHOLD
+        assert gc.get_threshold()[0] == imports._GC_YOUNG_THRESHOLD
+    assert gc.get_threshold() == before
 
 
 # ------------------------------------------------------------------------------ audit
