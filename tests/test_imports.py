@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -643,6 +644,28 @@ def test_progress_is_reported_per_batch(crm: Crm, monkeypatch: pytest.MonkeyPatc
     assert seen == [2, 2, 1] and report.created == 5
 
 
+def test_garbage_collection_is_less_frequent_during_an_import_only(crm: Crm) -> None:
+    before = gc.get_threshold()
+    during: list[tuple[int, ...]] = []
+    report = run(crm, "Email\na@x.com\n", progress=lambda _: during.append(gc.get_threshold()))
+    assert report.created == 1
+    assert during == [(imports._GC_YOUNG_THRESHOLD, *before[1:])]
+    assert gc.get_threshold() == before
+
+    def fail(_: int) -> None:
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError):
+        run(crm, "Email\nb@x.com\n", progress=fail)
+    assert gc.get_threshold() == before
+    # Nested (or concurrent) imports restore the threshold once the last one ends.
+    with imports._fewer_collections():
+        with imports._fewer_collections():
+            assert gc.get_threshold()[0] == imports._GC_YOUNG_THRESHOLD
+        assert gc.get_threshold()[0] == imports._GC_YOUNG_THRESHOLD
+    assert gc.get_threshold() == before
+
+
 # ------------------------------------------------------------------------------ audit
 
 
@@ -836,6 +859,21 @@ def test_cli_import_shows_a_progress_bar_for_large_files(
     assert result.exit_code == 0, result.output
     assert "Importing" in result.output
     assert "1,200 created" in result.output
+
+
+@pytest.mark.parametrize(
+    ("cores", "load", "workers"),
+    [(1, 0.0, 0), (2, 0.0, 1), (2, 1.2, 1), (2, 1.6, 0), (2, 3.5, 0), (8, 2.5, 3), (8, 7.2, 1)],
+)
+def test_parse_ahead_workers_only_on_idle_cores(
+    monkeypatch: pytest.MonkeyPatch, cores: int, load: float, workers: int
+) -> None:
+    # On a busy machine a worker would take CPU time from the batch writer.
+    monkeypatch.setattr(imports, "_usable_cores", lambda: cores)
+    monkeypatch.setattr(imports, "_load_average", lambda: load)
+    assert imports._parse_workers(None, imports.PARSE_AHEAD_MIN_ROWS) == workers
+    assert imports._parse_workers(None, imports.PARSE_AHEAD_MIN_ROWS - 1) == 0
+    assert imports._parse_workers(2, 10) == 2
 
 
 def test_values_parsed_ahead_in_worker_processes_are_the_same(

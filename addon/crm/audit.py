@@ -10,6 +10,9 @@ from sqlalchemy.orm import Session
 
 from addon.crm.models import AuditEntry, Member, Record
 
+# A tuple, built once: a `str | int | ...` union written in the call is rebuilt per value.
+_JSON_TYPES = (str, int, float, bool, list, dict)
+
 
 def _jsonable(values: dict[str, Any] | None) -> dict[str, Any] | None:
     # Values are already JSON shapes (field values); anything else becomes text so an
@@ -18,7 +21,7 @@ def _jsonable(values: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     clean: dict[str, Any] = {}
     for key, value in values.items():
-        if value is None or isinstance(value, str | int | float | bool | list | dict):
+        if value is None or isinstance(value, _JSON_TYPES):
             clean[str(key)] = value
         else:
             clean[str(key)] = str(value)

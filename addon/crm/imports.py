@@ -19,21 +19,25 @@ flush only: the caller commits (or rolls back, for a dry run).
 
 from __future__ import annotations
 
+import gc
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from multiprocessing import get_context
 from typing import Any, Literal, TypeVar, cast
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Dialect, Table, and_, bindparam, insert, or_, select
+from sqlalchemy import Dialect, Table, and_, bindparam, func, insert, or_, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 # _jsonable is the audit log's own value cleaning; batch-written entries must match it.
-from addon.crm.audit import _jsonable, changed_values, record_audit
+from addon.crm.audit import _jsonable, record_audit
 from addon.crm.csvio import (
     FULL_NAME_KEY,
     MAX_IMPORT_BYTES,
@@ -66,6 +70,7 @@ from addon.crm.records import (
     FormChecker,
     FormResolver,
     IndexPlan,
+    LookupKeys,
     PreparedForm,
     ValidationError,
     compute_formula,
@@ -92,11 +97,14 @@ _IN_CHUNK = 10_000
 # Distinct raw inputs remembered per import (dropdown choices, job titles repeat a lot).
 _PARSE_CACHE_SIZE = 50_000
 # Files of at least this many rows are parsed ahead in worker processes (when the machine
-# has a core to spare); starting the workers costs about a second.
+# has an idle core); starting the workers costs about a second.
 PARSE_AHEAD_MIN_ROWS = 20_000
 _MAX_WORKERS = 3
 # Chunks of rows queued to the workers ahead of the batch writer.
 _AHEAD = 3
+# Allocations between two young-generation garbage collections while an import runs
+# (Python's default: 700).
+_GC_YOUNG_THRESHOLD = 100_000
 FULL_NAME_LABEL = "Full name (first + last name)"
 # Why a row duplicates a record, by kind of key; keys are checked in this order, the
 # order of find_duplicates_for.
@@ -125,6 +133,10 @@ _DOMAINS = _table(RecordDomain)
 _RELATIONS = _table(RecordRelation)
 _AUDIT = _table(AuditEntry)
 
+
+# Types whose values are converted for the driver once per distinct value: exact types,
+# as 1, 1.0 and True are equal keys but convert differently.
+_MEMO_TYPES = (str, datetime)
 
 # The SQL of an INSERT for the driver, and the (position, bind processor) of its values.
 _DriverInsert = tuple[str, list[tuple[int, Callable[[Any], Any]]]]
@@ -170,14 +182,27 @@ class _Rows:
             return
         sql, processors = self._driver_sql(connection.dialect)
         if processors:
-            converted = []
-            for row in rows:
-                values = list(row)
-                for index, processor in processors:
-                    values[index] = processor(values[index])
-                converted.append(tuple(values))
-            rows = converted
+            columns = list(zip(*rows, strict=True))
+            for index, processor in processors:
+                columns[index] = _converted(columns[index], processor)
+            rows = list(zip(*columns, strict=True))
         connection.exec_driver_sql(sql, rows)
+
+
+def _converted(values: Sequence[Any], processor: Callable[[Any], Any]) -> tuple[Any, ...]:
+    """A column's values through a bind processor."""
+    # Texts and times repeat down a column (names, stages, the batch's timestamp): each
+    # distinct one is converted (JSON-encoded ...) once.
+    memo: dict[Any, Any] = {}
+    out = []
+    for value in values:
+        if type(value) in _MEMO_TYPES:
+            if value not in memo:
+                memo[value] = processor(value)
+            out.append(memo[value])
+        else:
+            out.append(processor(value))
+    return tuple(out)
 
 
 def _field_of_value(row: tuple[Any, ...]) -> int:
@@ -191,6 +216,20 @@ _EMAIL_ROWS = _Rows(_EMAILS, ("workspace_id", "record_id", "email"))
 _PHONE_ROWS = _Rows(_PHONES, ("workspace_id", "record_id", "phone"))
 _DOMAIN_ROWS = _Rows(_DOMAINS, ("workspace_id", "record_id", "domain"))
 _RELATION_ROWS = _Rows(_RELATIONS, ("workspace_id", "field_id", "from_record_id", "to_record_id"))
+_RECORD_ROWS = _Rows(
+    _RECORDS,
+    (
+        "id",
+        "workspace_id",
+        "folder_id",
+        "title",
+        "search_key",
+        "created_by_id",
+        "owner_member_id",
+        "created_at",
+        "updated_at",
+    ),
+)
 _AUDIT_ROWS = _Rows(
     _AUDIT,
     (
@@ -205,6 +244,24 @@ _AUDIT_ROWS = _Rows(
         "created_at",
     ),
 )
+
+
+def _insert_records(session: Session, rows: list[tuple[Any, ...]]) -> list[int]:
+    """Insert records (each row _RECORD_ROWS's columns but the id); their ids in row order."""
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite gives a new row the largest rowid so far plus one, and this transaction
+        # holds the database's only write lock (its audit entry is written), so naming
+        # those ids stores exactly what a RETURNING insert would, through the driver's
+        # executemany instead of a statement per row or a RETURNING batch built by Core.
+        last = session.execute(select(func.max(Record.id))).scalar_one_or_none() or 0
+        ids = list(range(last + 1, last + 1 + len(rows)))
+        _RECORD_ROWS.insert(session, [(i, *row) for i, row in zip(ids, rows, strict=True)])
+        return ids
+    # PostgreSQL returns the ids in parameter order from its multi-row batches.
+    columns = _RECORD_ROWS.columns[1:]
+    statement = insert(_RECORDS).returning(_RECORDS.c.id, sort_by_parameter_order=True)
+    params = [dict(zip(columns, row, strict=True)) for row in rows]
+    return list(session.execute(statement, params).scalars())
 
 
 class ImportMappingError(ValueError):
@@ -402,18 +459,19 @@ class _ImportResolver(FormResolver):
 
     def parse(self, rule: FieldRule, raw: list[str]) -> Any:
         """Parse like the field type, remembering results of repeated inputs."""
-        if rule.type == "link" and not rule.options.get("many"):
-            # A cell of a one-record link names one record: "Acme, Inc." is one company.
-            text = collapse(" ".join(items_of(raw)))
-            return [text] if text else None
-        if rule.type in ("link", "user"):
-            return super().parse(rule, raw)
         key = (rule.id, tuple(raw))
         cached = self._prefilled.pop(key, _MISSING)
         if cached is _MISSING:
             cached = self._parsed.get(key, _MISSING)
         if cached is _MISSING:
-            cached = parse_value(rule.type, rule.options, raw)
+            if rule.type == "link" and not rule.options.get("many"):
+                # A cell of a one-record link names one record: "Acme, Inc." is one company.
+                text = collapse(" ".join(items_of(raw)))
+                cached = [text] if text else None
+            else:
+                # Links and users parse to the titles and addresses they name; those are
+                # looked up after (by FormChecker, through this resolver).
+                cached = parse_value(rule.type, rule.options, raw)
         if len(self._parsed) < _PARSE_CACHE_SIZE:
             self._parsed[key] = cached
         if isinstance(cached, FieldErrorText):
@@ -567,8 +625,52 @@ def _parse_workers(requested: int | None, rows: int) -> int:
         return max(0, requested)
     if rows < PARSE_AHEAD_MIN_ROWS:
         return 0
-    # One core stays with the batch writer.
-    return max(0, min(_MAX_WORKERS, (os.cpu_count() or 1) - 1))
+    cores = _usable_cores()
+    # One core stays with the batch writer, and only idle cores are worth a worker: on a
+    # busy machine (the load average counts runnable processes, this import included)
+    # a worker takes CPU time from the batch writer, which then also waits for it.
+    idle = int(cores - _load_average() + 0.5)
+    return max(0, min(_MAX_WORKERS, cores - 1, idle))
+
+
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _load_average() -> float:
+    """Runnable processes over the last minute (0 where the platform does not say)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
+
+
+_gc_lock = threading.Lock()
+_gc_imports = 0
+_gc_threshold = gc.get_threshold()
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often while the block runs (imports nest)."""
+    # An import allocates millions of tuples, dicts and lists, nearly all without cycles
+    # (reference counting frees them); the collector's passes over the rows a batch holds
+    # took a quarter of the import's CPU time. It still runs, every 100,000 allocations.
+    global _gc_imports, _gc_threshold
+    with _gc_lock:
+        if _gc_imports == 0:
+            _gc_threshold = gc.get_threshold()
+            gc.set_threshold(_GC_YOUNG_THRESHOLD, *_gc_threshold[1:])
+        _gc_imports += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_imports -= 1
+            if _gc_imports == 0:
+                gc.set_threshold(*_gc_threshold)
 
 
 def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
@@ -607,6 +709,8 @@ class _NewRecord:
 
     values: dict[str, Any]
     link_ids: dict[str, list[int]]
+    # Its emails, phones and domains, once inserted.
+    keys: LookupKeys | None = None
 
 
 class _InsertPlan:
@@ -617,6 +721,20 @@ class _InsertPlan:
         self.autonumbers = [f for f in fields if f.type == "autonumber"]
         self.formulas = [f for f in fields if f.type == "formula"]
         self.index = IndexPlan(fields)
+        self._keys: dict[tuple[str, str], tuple[str | None, float | None]] = {}
+
+    def value_keys(
+        self, key: str, type_name: str, options: Mapping[str, Any], value: Any
+    ) -> tuple[str | None, float | None]:
+        """keys_for of one field's value, remembered for texts (names, titles, stages repeat)."""
+        if type(value) is not str:
+            return keys_for(type_name, options, value)
+        found = self._keys.get((key, value))
+        if found is None:
+            found = keys_for(type_name, options, value)
+            if len(self._keys) < _PARSE_CACHE_SIZE:
+                self._keys[key, value] = found
+        return found
 
 
 @dataclass
@@ -954,8 +1072,7 @@ class _Importer:
             creating, self._insert(self.folder, self.fields, new_rows), strict=True
         ):
             item.target_id = record_id
-        index = self._plan_of(self.folder, self.fields).index
-        new_emails = [e for entry in new_rows for e in index.keys(entry.values).emails]
+        new_emails = [e for entry in new_rows if entry.keys for e in entry.keys.emails]
         if new_emails:
             # As save_record does: imported people pick up their past mail in the ledger.
             link_addresses(self.session, self.member.workspace, new_emails)
@@ -1010,37 +1127,19 @@ class _Importer:
         now = utcnow()
         titles = [record_title(folder.key, entry.values) for entry in new]
         owners = [_owner_id(entry.values, member.id) for entry in new]
-        # PostgreSQL returns ids in parameter order in batches. SQLite would fall back to
-        # one statement per row for that; its batches return ids in arbitrary order, but a
-        # rowid is always one more than the largest so far, so sorted ids are in row order.
-        ordered = session.get_bind().dialect.name != "sqlite"
-        record_ids = list(
-            session.execute(
-                insert(_RECORDS).returning(_RECORDS.c.id, sort_by_parameter_order=ordered),
-                [
-                    {
-                        "workspace_id": ws,
-                        "folder_id": folder.id,
-                        "title": title,
-                        "search_key": title.lower(),
-                        "created_by_id": member.id,
-                        "owner_member_id": owner_id,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for title, owner_id in zip(titles, owners, strict=True)
-                ],
-            ).scalars()
-        )
-        if not ordered:
-            record_ids.sort()
+        rows = [
+            (ws, folder.id, title, title.lower(), member.id, owner_id, now, now)
+            for title, owner_id in zip(titles, owners, strict=True)
+        ]
+        record_ids = _insert_records(session, rows)
         values: list[tuple[Any, ...]] = []
         emails: list[tuple[Any, ...]] = []
         phones: list[tuple[Any, ...]] = []
         domains: list[tuple[Any, ...]] = []
         relations: list[tuple[Any, ...]] = []
         audit: list[tuple[Any, ...]] = []
-        columns = plan.columns
+        columns, index = plan.columns, plan.index
+        actor_id, folder_id = member.id, folder.id
         for record_id, title, entry in zip(record_ids, titles, new, strict=True):
             for key, value in entry.values.items():
                 field_id, type_name, options = columns[key]
@@ -1048,30 +1147,18 @@ class _Importer:
                     for target_id in dict.fromkeys(entry.link_ids.get(key, [])):
                         relations.append((ws, field_id, record_id, target_id))
                 elif not is_blank(value):
-                    text_key, num_key = keys_for(type_name, options, value)
+                    text_key, num_key = plan.value_keys(key, type_name, options, value)
                     values.append((ws, record_id, field_id, value, text_key, num_key))
-            keys = plan.index.keys(entry.values)
-            with_emails, with_phones, with_domains = plan.index.touched(set(entry.values))
-            if with_emails:
-                emails.extend((ws, record_id, email) for email in keys.emails)
-            if with_phones:
-                phones.extend((ws, record_id, phone) for phone in keys.phones)
-            if with_domains:
-                domains.extend((ws, record_id, domain) for domain in keys.domains)
-            _, after = changed_values(dict.fromkeys(entry.values), entry.values)
+            # A new record's keys come from all its values (a field it lacks adds none).
+            keys = entry.keys = index.keys(entry.values)
+            emails.extend((ws, record_id, email) for email in keys.emails)
+            phones.extend((ws, record_id, phone) for phone in keys.phones)
+            domains.extend((ws, record_id, domain) for domain in keys.domains)
+            # changed_values from nothing: every value set.
+            after = {k: v for k, v in entry.values.items() if v is not None}
             summary = f"Created {title} (import)"[:500]
             audit.append(
-                (
-                    ws,
-                    member.id,
-                    "create",
-                    record_id,
-                    folder.id,
-                    summary,
-                    None,
-                    _jsonable(after),
-                    now,
-                )
+                (ws, actor_id, "create", record_id, folder_id, summary, None, _jsonable(after), now)
             )
         # One field's values side by side: the (field, key) indexes take them in order.
         values.sort(key=_field_of_value)
@@ -1153,8 +1240,8 @@ def import_csv(
     an earlier row) are skipped, update that record (blank cells leave its values alone;
     emails and phones are added), or are created anyway. `progress` is called with the
     number of rows handled after each batch. `workers` processes parse field values ahead
-    of the batch writer (None: one per spare core, for files of PARSE_AHEAD_MIN_ROWS rows
-    or more; 0: none). Flushes only.
+    of the batch writer (None: one per idle core, one core left to the writer, for files
+    of PARSE_AHEAD_MIN_ROWS rows or more; 0: none). Flushes only.
     """
     if on_duplicate not in ON_DUPLICATE:
         raise ValueError(f"on_duplicate must be one of {', '.join(ON_DUPLICATE)}")
@@ -1167,7 +1254,8 @@ def import_csv(
         return report
     decoded = decode_csv_bytes(data)
     report.notes.extend(decoded.warnings)
-    parsed = read_rows(decoded.text)
+    with _fewer_collections():
+        parsed = read_rows(decoded.text)
     if not parsed.header:
         report.lines.extend(ReportLine(p.line, "error", p.message) for p in parsed.problems)
         report.error = "; ".join(p.message for p in parsed.problems) or "no header row"
@@ -1205,14 +1293,15 @@ def import_csv(
     count = _parse_workers(workers, len(rows))
     ahead = _ParseAhead(importer.parse_spec(), rows, count) if count else None
     try:
-        start = 0
-        while start < len(rows):
-            if ahead is not None:
-                ahead.feed(importer.resolver, start + BATCH_SIZE)
-            handled = importer.run(rows[start : start + BATCH_SIZE])
-            start += handled
-            if progress is not None:
-                progress(handled)
+        with _fewer_collections():
+            start = 0
+            while start < len(rows):
+                if ahead is not None:
+                    ahead.feed(importer.resolver, start + BATCH_SIZE)
+                handled = importer.run(rows[start : start + BATCH_SIZE])
+                start += handled
+                if progress is not None:
+                    progress(handled)
     finally:
         if ahead is not None:
             ahead.close()

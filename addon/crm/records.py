@@ -138,6 +138,7 @@ class FieldRule:
     type: str
     read_only: bool
     required: bool
+    locked: bool
     # The field's options with the workspace context its type reads (see runtime_options).
     options: dict[str, Any]
 
@@ -298,6 +299,7 @@ class FormChecker:
                 f.type,
                 field_type(f.type).read_only,
                 f.required,
+                f.locked,
                 runtime_options(f, settings),
             )
             for f in self.fields
@@ -313,7 +315,7 @@ class FormChecker:
             if key not in form and (record is not None or rule.read_only):
                 continue
             raw = [str(v) for v in form.get(key, [])]
-            if rule.fdef.locked and not self.may_edit_locked:
+            if rule.locked and not self.may_edit_locked:
                 if key in form and any(v.strip() for v in raw):
                     errors[key] = "is locked: only admins can change it"
                 continue
