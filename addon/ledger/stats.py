@@ -288,20 +288,6 @@ def apply_deltas(session: Session, workspace_id: int, deltas: Mapping[int, Stats
     insert_many(session, RecordStats, rows, upsert, columns=_DELTA_COLUMNS)
 
 
-_DELTA_COLUMNS = (
-    "record_id",
-    "workspace_id",
-    "emails_sent",
-    "emails_received",
-    "threads",
-    "first_email",
-    "last_email",
-    "last_sent",
-    "last_received",
-    "last_contacted",
-)
-
-
 _STORED = select(
     RecordStats.record_id,
     RecordStats.emails_sent,
@@ -443,6 +429,8 @@ _METRIC_SOURCES = {
 }
 _COUNTS = ("emails_sent", "emails_received", "threads")
 _MOMENTS = ("first_email", "last_email", "last_sent", "last_received")
+# The record_stats columns of the rows apply_deltas writes, in the order it builds them.
+_DELTA_COLUMNS = ("record_id", "workspace_id", *_COUNTS, *_MOMENTS, "last_contacted")
 
 
 def _moved(stored: Stats, delta: Stats) -> set[str]:
