@@ -17,6 +17,7 @@ from addon.crm.views import (
     list_view,
     parse_definition,
     save_view,
+    view_page,
     visible_views,
 )
 from addon.crm.workspaces import folder_fields
@@ -88,6 +89,12 @@ def run(crm: Crm, db: Session, *conditions: tuple[str, str, str], match: str = "
         assert count_view(db, folder, definition, today=TODAY, cap=cap) == min(len(found), cap + 1)
         capped = count_view_capped(db, folder, definition, today=TODAY, cap=cap)
         assert capped == (min(len(found), cap), len(found) > cap)
+    # The view card's page: sorted out of the matching ids when they are within the cap,
+    # walked in order otherwise; the same records either way.
+    for cap in (0, 1, 2, 10):
+        shown = view_page(db, folder, definition, page_size=2, today=TODAY, cap=cap)
+        assert titles(shown.records) == found[:2]
+        assert (shown.count, shown.more) == (min(len(found), cap), len(found) > cap)
     return sorted(found)
 
 
@@ -178,6 +185,16 @@ def test_sorting_and_paging(crm: Crm, db: Session, people: dict[str, Record]) ->
     by_name = parse_definition(fields, {"sort": {"field": "_title", "desc": True}})
     pages = [titles(list_view(db, folder, by_name, page=p, page_size=2)) for p in range(3)]
     assert pages == [["Cat", "Bob Baker"], ["Ann Archer"], []]
+    # view_page pages the same way from the view's ids; past the end it shows the last page.
+    for definition in (by_score, by_stage, by_name):
+        for cap in (1, 10):
+            for p in range(2):
+                shown = view_page(db, folder, definition, page=p, page_size=2, cap=cap)
+                assert titles(shown.records) == titles(
+                    list_view(db, folder, definition, page=p, page_size=2)
+                ), (definition, cap, p)
+    last = view_page(db, folder, by_name, page=5, page_size=2)
+    assert (titles(last.records), last.page, last.count, last.more) == (["Ann Archer"], 1, 3, False)
 
 
 @pytest.mark.parametrize(

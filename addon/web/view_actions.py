@@ -26,10 +26,10 @@ from addon.crm.views import (
     ViewError,
     count_view_capped,
     delete_view,
-    list_view,
     parse_definition,
     save_view,
     view_filter,
+    view_page,
     visible_views,
 )
 from addon.crm.workspaces import folder_fields
@@ -149,18 +149,14 @@ def _view_card(req: AddonRequest, view: SavedView, folder: Folder, page: int = 0
         )
     description = cards.describe_definition(definition, labels)
     try:
-        visible = scope(req)
-        count, more = count_view_capped(req.session, folder, definition, visible=visible)
-        if not more:
-            page = min(page, max(0, (count - 1) // VIEW_PAGE_SIZE))
-        records = list_view(
-            req.session, folder, definition, page=page, page_size=VIEW_PAGE_SIZE, visible=visible
+        found = view_page(
+            req.session, folder, definition, page=page, page_size=VIEW_PAGE_SIZE, visible=scope(req)
         )
     except ViewError as exc:
         return cards.view_card(
             req.actions, view, folder, description, None, allowed, error=str(exc)
         )
-    listing = cards.ViewPage(records, count, page, VIEW_PAGE_SIZE, more)
+    listing = cards.ViewPage(found.records, found.count, found.page, VIEW_PAGE_SIZE, found.more)
     return cards.view_card(req.actions, view, folder, description, listing, allowed)
 
 
