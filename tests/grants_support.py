@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
@@ -86,3 +87,21 @@ def connect(addon: AddonClient, purpose: str = "both") -> TestResponse:
 def query_of(url: str) -> dict[str, str]:
     """A URL's query as single values."""
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+# Shared by the grant, mailbox sync and mail merge identity tests: import them by these
+# names (the autouse fixture in conftest.py removes the fake OAuth server after each test).
+@pytest.fixture(name="fake_oauth")
+def fake_oauth_server(
+    gmail_server: FakeGmailServer, signing_keys: tuple[SigningKey, SigningKey]
+) -> FakeOAuth:
+    """The fake Google OAuth server, fresh for each test."""
+    return install_fake_oauth(gmail_server, signing_keys[0])
+
+
+@pytest.fixture(name="app")
+def app_with_oauth(
+    session_factory: sessionmaker[Session], gmail_server: FakeGmailServer, fake_oauth: FakeOAuth
+) -> Flask:
+    """The test application with Google's OAuth endpoints on the fake server."""
+    return grants_app(session_factory, gmail_server)

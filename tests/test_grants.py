@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -35,32 +34,16 @@ from addon.gmail.fake_server import FakeGmailServer
 from addon.web.oauth import STATE_SECONDS, VERIFIER_COOKIE
 from tests.cardcheck import BASE_URL
 from tests.cardread import actions_in, card_of, texts
-from tests.google_fakes import CLIENT_ID, AddonClient, SigningKey
-from tests.grants_support import (
+from tests.google_fakes import CLIENT_ID, AddonClient
+from tests.grants_support import (  # noqa: F401 (app_with_oauth, fake_oauth_server: fixtures)
+    app_with_oauth,
     connect,
     connect_link,
     consent,
+    fake_oauth_server,
     grants_app,
-    install_fake_oauth,
     query_of,
 )
-
-
-@pytest.fixture
-def fake_oauth(
-    gmail_server: FakeGmailServer, signing_keys: tuple[SigningKey, SigningKey]
-) -> Iterator[FakeOAuth]:
-    """The fake Google OAuth server, fresh for each test."""
-    yield install_fake_oauth(gmail_server, signing_keys[0])
-    gmail_server.state.oauth = None
-
-
-@pytest.fixture
-def app(
-    session_factory: sessionmaker[Session], gmail_server: FakeGmailServer, fake_oauth: FakeOAuth
-) -> Flask:
-    """The test application with OAuth endpoints on the fake server."""
-    return grants_app(session_factory, gmail_server)
 
 
 def _member(db: Session, email: str = "rep@acme.test") -> Member:

@@ -12,7 +12,7 @@ from click.testing import Result
 from flask import Flask
 from google.oauth2.credentials import Credentials
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from addon.auth.fake_oauth import FakeOAuth
 from addon.auth.grant_models import ACTIVE, EXPIRED, GoogleGrant
@@ -20,7 +20,7 @@ from addon.auth.grants import OAuthSettings, get_grant
 from addon.crm.models import Member, ThreadLink
 from addon.crm.workspaces import resolve_member
 from addon.gmail.client import GmailError
-from addon.gmail.fake_server import FakeGmail, FakeGmailServer, FakeMessage, rfc2822_date
+from addon.gmail.fake_server import FakeGmail, FakeMessage, rfc2822_date
 from addon.gmail.sync_client import GoogleSyncMailbox, HistoryPage, SyncMailbox
 from addon.ledger.linking import unlink_manually
 from addon.ledger.mailbox_sync import INCREMENTAL, INITIAL, REIMPORT, plan_sync, run_sync
@@ -29,27 +29,14 @@ from addon.ledger.parse import LedgerInput
 from addon.web.dev import start_dev_environment
 from tests.cardread import card_of, texts
 from tests.crmdata import Crm
-from tests.google_fakes import AddonClient, SigningKey
-from tests.grants_support import connect, grants_app, install_fake_oauth
+from tests.google_fakes import AddonClient
+from tests.grants_support import (  # noqa: F401 (app_with_oauth, fake_oauth_server: fixtures)
+    app_with_oauth,
+    connect,
+    fake_oauth_server,
+)
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-@pytest.fixture
-def fake_oauth(
-    gmail_server: FakeGmailServer, signing_keys: tuple[SigningKey, SigningKey]
-) -> Iterator[FakeOAuth]:
-    """The fake Google OAuth server, fresh for each test."""
-    yield install_fake_oauth(gmail_server, signing_keys[0])
-    gmail_server.state.oauth = None
-
-
-@pytest.fixture
-def app(
-    session_factory: sessionmaker[Session], gmail_server: FakeGmailServer, fake_oauth: FakeOAuth
-) -> Flask:
-    """The test application with OAuth endpoints on the fake server."""
-    return grants_app(session_factory, gmail_server)
 
 
 @pytest.fixture

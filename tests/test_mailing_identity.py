@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
-from addon.auth.devkeys import SigningKey
 from addon.auth.fake_oauth import FakeOAuth
 from addon.auth.grant_models import GoogleGrant
 from addon.auth.grants import EXPIRED
@@ -20,24 +17,12 @@ from addon.mailing.mime import build_message
 from addon.mailing.sender import GrantRevoked, gmail_sender_factory
 from addon.web.mailing_actions import GRANTS_EXTENSION
 from tests.google_fakes import AddonClient
-from tests.grants_support import connect, grants_app, install_fake_oauth
-
-
-@pytest.fixture
-def fake_oauth(
-    gmail_server: FakeGmailServer, signing_keys: tuple[SigningKey, SigningKey]
-) -> Iterator[FakeOAuth]:
-    """The fake Google OAuth server, fresh for each test."""
-    yield install_fake_oauth(gmail_server, signing_keys[0])
-    gmail_server.state.oauth = None
-
-
-@pytest.fixture
-def app(
-    session_factory: sessionmaker[Session], gmail_server: FakeGmailServer, fake_oauth: FakeOAuth
-) -> Flask:
-    """The test application with OAuth configured (so mail merge can use grants)."""
-    return grants_app(session_factory, gmail_server)
+from tests.grants_support import (  # noqa: F401 (app_with_oauth, fake_oauth_server: fixtures)
+    app_with_oauth,
+    connect,
+    fake_oauth_server,
+    grants_app,
+)
 
 
 def _member(db: Session) -> Member:
