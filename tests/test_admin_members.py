@@ -6,11 +6,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from addon.admin.domain import DAILY_SEND_CAP, sending_cap
+from addon.admin.domain import sending_cap
 from addon.admin.members import AdminError, change_role, invite
 from addon.admin.models import Invitation
 from addon.crm.models import Workspace
 from addon.crm.workspaces import resolve_member
+from addon.mailing.quota import CAP_SETTING
 from tests.admin_support import audits, member, member_with_role
 from tests.cardread import actions_in, card_of, navigations, texts
 from tests.crmdata import Crm
@@ -204,7 +205,7 @@ def test_domain_settings_are_saved_and_audited(addon: AddonClient, db: Session) 
     assert data["renderActions"]["action"]["notification"]["text"] == "Settings saved"
     workspace = db.execute(select(Workspace).where(Workspace.domain == "acme.test")).scalar_one()
     db.refresh(workspace)
-    assert workspace.settings[DAILY_SEND_CAP] == 1800
+    assert workspace.settings[CAP_SETTING] == 1800
     assert workspace.settings["excluded_addresses"] == ["friend@example.org"]
     assert workspace.settings["excluded_domains"] == ["partner.example", "law.example"]
     assert workspace.settings["free_mail_domains"] == ["mail.example"]
@@ -245,7 +246,7 @@ def test_bad_domain_settings_keep_the_typed_values_and_name_the_bad_entry(
     assert row_counts(db) == before
     workspace = db.execute(select(Workspace).where(Workspace.domain == "acme.test")).scalar_one()
     db.refresh(workspace)
-    assert DAILY_SEND_CAP not in (workspace.settings or {})
+    assert CAP_SETTING not in (workspace.settings or {})
 
 
 def test_sending_caps_never_exceed_googles_limits() -> None:

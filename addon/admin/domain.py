@@ -1,10 +1,11 @@
 """Domain settings an admin sets for the whole workspace, stored in Workspace.settings.
 
-Keys (read by other modules; the mail merge reads the sending keys through `sending_cap`):
+Keys (read by other modules; the two sending keys are the mail merge quota's own,
+addon.mailing.quota, which turns them into a cap with `policy_for`):
   gmail_plan           "workspace" (paid Google Workspace) or "trial"; consumer accounts
                        are known from Workspace.is_consumer and have no plan to choose
   daily_send_cap       recipients one member may send to in a rolling 24 hours through mail
-                       merge; never above Google's limit of the plan (PLAN_LIMITS)
+                       merge; never above Google's limit of the plan (GOOGLE_LIMITS)
   excluded_addresses   addresses never linked (addon.ledger.policy)
   excluded_domains     domains never linked (addon.ledger.policy)
   free_mail_domains    extra consumer-mail domains, never matched to a company
@@ -36,12 +37,7 @@ from addon.mailing.quota import (
     policy_for,
 )
 
-# The keys and limits are the mail merge quota's (addon.mailing.quota): one definition.
-GMAIL_PLAN = ACCOUNT_TYPE_SETTING
-DAILY_SEND_CAP = CAP_SETTING
 DEFAULT_REGION = "default_region"
-
-PLAN_LIMITS = GOOGLE_LIMITS
 PLAN_LABELS = {"workspace": "Google Workspace", "trial": "Google Workspace trial"}
 
 
@@ -57,11 +53,6 @@ class DomainSettings:
     default_region: str
 
 
-def plan_of(settings: Mapping[str, Any], is_consumer: bool) -> str:
-    """The Gmail plan whose limits apply: consumer, trial or workspace."""
-    return policy_for(is_consumer, settings).account_type
-
-
 def sending_cap(settings: Mapping[str, Any] | None, is_consumer: bool) -> int:
     """Recipients one member may mail per rolling 24 hours; never above Google's limit."""
     return policy_for(is_consumer, settings).cap
@@ -75,9 +66,10 @@ def _list(settings: Mapping[str, Any], key: str) -> list[str]:
 def current(settings: Mapping[str, Any] | None, is_consumer: bool) -> DomainSettings:
     """The settings with defaults filled in."""
     settings = settings or {}
+    policy = policy_for(is_consumer, settings)
     return DomainSettings(
-        plan=plan_of(settings, is_consumer),
-        daily_send_cap=sending_cap(settings, is_consumer),
+        plan=policy.account_type,
+        daily_send_cap=policy.cap,
         excluded_addresses=_list(settings, EXCLUDED_ADDRESSES),
         excluded_domains=_list(settings, EXCLUDED_DOMAINS),
         free_mail_domains=_list(settings, FREE_MAIL_DOMAINS),
@@ -88,10 +80,10 @@ def current(settings: Mapping[str, Any] | None, is_consumer: bool) -> DomainSett
 def parse_settings(form: Mapping[str, str], is_consumer: bool) -> dict[str, Any]:
     """Validated settings from the admin form; SettingsError names the first bad entry."""
     plan = "consumer" if is_consumer else form.get("plan", "workspace").strip()
-    if plan not in PLAN_LIMITS:
+    if plan not in GOOGLE_LIMITS:
         raise SettingsError(f"“{plan[:40]}” is not a Gmail plan")
     cap_text = form.get("daily_send_cap", "").strip().replace(",", "")
-    limit = PLAN_LIMITS[plan]
+    limit = GOOGLE_LIMITS[plan]
     if not cap_text.isdigit() or len(cap_text) > 7 or int(cap_text) < 1:
         raise SettingsError(f"the daily sending cap “{cap_text[:20]}” must be a whole number")
     cap = int(cap_text)
@@ -111,14 +103,14 @@ def parse_settings(form: Mapping[str, str], is_consumer: bool) -> dict[str, Any]
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise SettingsError(f"“{region[:20]}” is not a region code (two letters, e.g. US, DE)")
     parsed: dict[str, Any] = {
-        DAILY_SEND_CAP: cap,
+        CAP_SETTING: cap,
         EXCLUDED_ADDRESSES: addresses,
         EXCLUDED_DOMAINS: domains,
         FREE_MAIL_DOMAINS: free_mail,
         DEFAULT_REGION: region,
     }
     if not is_consumer:
-        parsed[GMAIL_PLAN] = plan
+        parsed[ACCOUNT_TYPE_SETTING] = plan
     return parsed
 
 

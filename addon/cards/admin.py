@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from addon.admin.auditlog import AuditFilter
-from addon.admin.domain import PLAN_LABELS, PLAN_LIMITS, DomainSettings
+from addon.admin.domain import PLAN_LABELS, DomainSettings
 from addon.admin.models import Invitation
 from addon.admin.privacy import ErasePlan
 from addon.cards.widgets import (
@@ -31,6 +31,7 @@ from addon.cards.widgets import (
     text_input,
 )
 from addon.crm.models import ROLES, AuditEntry, Member
+from addon.mailing.quota import GOOGLE_LIMITS
 
 Card = dict[str, Any]
 Widget = dict[str, Any]
@@ -208,7 +209,7 @@ def domain_card(
         sending.append(
             paragraph(
                 f"Personal Gmail account: Google allows about "
-                f"{PLAN_LIMITS['consumer']:,} recipients a day."
+                f"{GOOGLE_LIMITS['consumer']:,} recipients a day."
             )
         )
     else:
@@ -217,7 +218,7 @@ def domain_card(
                 "plan",
                 "Google plan",
                 [
-                    (p, f"{label} (Google's limit {PLAN_LIMITS[p]:,} a day)")
+                    (p, f"{label} (Google's limit {GOOGLE_LIMITS[p]:,} a day)")
                     for p, label in PLAN_LABELS.items()
                 ],
                 values.get("plan", settings.plan),
