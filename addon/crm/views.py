@@ -487,7 +487,15 @@ def view_filter(
 ) -> ColumnElement[bool]:
     """The WHERE clause selecting the view's records (always scoped to the folder, and to
     `visible`: addon.auth.roles.record_scope of who is looking)."""
-    tests = _compile(session, folder, definition, today)
+    return _where(folder, definition, _compile(session, folder, definition, today), visible)
+
+
+def _where(
+    folder: Folder,
+    definition: ViewDefinition,
+    tests: list[_Test],
+    visible: ColumnElement[bool] | None,
+) -> ColumnElement[bool]:
     scope = _scope(folder, visible)
     if not tests:
         return scope
@@ -527,21 +535,18 @@ def view_record_ids(
 
 
 def _matching_ids(
-    session: Session,
     folder: Folder,
     definition: ViewDefinition,
-    today: date | None,
+    tests: list[_Test],
     visible: ColumnElement[bool] | None,
 ) -> Select[Any] | CompoundSelect[Any]:
-    """A select of the view's record ids, built for counting (no order)."""
-    tests = _compile(session, folder, definition, today)
+    """A select of the ids of the records passing the compiled tests, built for counting
+    (no order)."""
     scope = _scope(folder, visible)
     if visible is not None:
         # The fast paths below start from field rows, outside the records table the
         # visibility condition reads: count from the records instead.
-        return select(Record.id).where(
-            view_filter(session, folder, definition, today=today, visible=visible)
-        )
+        return select(Record.id).where(_where(folder, definition, tests, visible))
     if len(tests) > 1 and definition.match_any:
         # The union of each condition's records: set operations, no per-record OR.
         return union(*(t.record_ids(scope) for t in tests))
@@ -566,7 +571,7 @@ def count_view(
 ) -> int:
     """How many records the view holds (of those `visible` lets the caller see); with a
     cap, counting stops at cap + 1."""
-    ids = _matching_ids(session, folder, definition, today, visible)
+    ids = _matching_ids(folder, definition, _compile(session, folder, definition, today), visible)
     if cap is not None:
         # Counting stops early: the sidebar says "10,000+" instead of walking every
         # matching index entry of a view that holds a large part of the folder.
@@ -629,28 +634,20 @@ def view_page(
     million titles for twenty names). A page past the end shows the last one.
     """
     cap = COUNT_CAP if cap is None else cap
+    # The conditions are compiled once (their field, member and record lookups) for both
+    # statements.
+    tests = _compile(session, folder, definition, today)
     ids = list(
-        session.execute(
-            _matching_ids(session, folder, definition, today, visible).limit(cap + 1)
-        ).scalars()
+        session.execute(_matching_ids(folder, definition, tests, visible).limit(cap + 1)).scalars()
     )
-    more = len(ids) > cap
-    if more:
-        records = list_view(
-            session,
-            folder,
-            definition,
-            page=page,
-            page_size=page_size,
-            today=today,
-            visible=visible,
+    if len(ids) > cap:
+        where = _where(folder, definition, tests, visible)
+        return ViewPage(
+            _sorted_page(session, folder, definition, where, page, page_size), cap, True, page
         )
-        return ViewPage(records, cap, True, page)
     page = min(max(0, page), max(0, (len(ids) - 1) // page_size))
     records = (
-        list_view(
-            session, folder, definition, page=page, page_size=page_size, today=today, within=ids
-        )
+        _sorted_page(session, folder, definition, _id_among(session, ids), page, page_size)
         if ids
         else []
     )
@@ -666,19 +663,22 @@ def list_view(
     page_size: int = PAGE_SIZE,
     today: date | None = None,
     visible: ColumnElement[bool] | None = None,
-    within: Sequence[int] | None = None,
 ) -> list[Record]:
-    """One page of the view's records in its sort order (ties broken by id).
+    """One page of the view's records in its sort order (ties broken by id)."""
+    where = view_filter(session, folder, definition, today=today, visible=visible)
+    return _sorted_page(session, folder, definition, where, page, page_size)
 
-    `within`: the ids of all the view's records, when the caller has them (view_page):
-    the page is then sorted out of those instead of testing the conditions again.
-    """
-    if within is not None:
-        query = select(Record).where(_id_among(session, within))
-    else:
-        query = select(Record).where(
-            view_filter(session, folder, definition, today=today, visible=visible)
-        )
+
+def _sorted_page(
+    session: Session,
+    folder: Folder,
+    definition: ViewDefinition,
+    where: ColumnElement[bool],
+    page: int,
+    page_size: int,
+) -> list[Record]:
+    """The records matching `where`, in the view's sort order, one page."""
+    query = select(Record).where(where)
     offset = max(0, page) * page_size
     key = definition.sort_field
     if key in BUILTIN_FIELDS:
