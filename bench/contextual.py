@@ -1,20 +1,23 @@
 """Benchmark of the contextual trigger (POST /gmail/message) against a floor route.
 
-For each size N it builds a fresh schema with the Alembic migrations, provisions a
-workspace through resolve_member, bulk-seeds N contacts (N/10 companies, N/20 deals,
-N/5 linked threads) with Core executemany batches writing the rows save_record writes
-that the contextual trigger reads (view keys and the phone index are left out), then
-serves the contextual trigger in-process (app.test_client()) against the
-fake Gmail server with real, locally verified ID tokens. It prints p50/p99 server time
-and SQL statements per request for the trigger and for a floor route that only
-verifies the system token, does one indexed lookup and returns a card of the same size.
+For each size N it builds a fresh database of its own with the Alembic migrations,
+provisions a workspace through resolve_member, bulk-seeds N contacts (N/10 companies,
+N/20 deals, N/5 linked threads) with Core executemany batches writing the rows
+save_record writes that the contextual trigger reads (view keys and the phone index are
+left out), then serves the contextual trigger in-process (app.test_client()) against
+the fake Gmail server with real, locally verified ID tokens. Every size is seeded before
+any request is measured, and the sizes' requests are interleaved, so drift on the
+machine hits every size alike. It prints p50/p99 server time and SQL statements per
+request for the trigger and for a floor route that only verifies the system token, does
+one indexed lookup and returns a card of the same size.
 
 Run from the repository root:
 
     PYTHONPATH=. .venv/bin/python bench/contextual.py --sizes 1000,1000000
 
-The target database is wiped: a SQLite file is recreated; on PostgreSQL the `public`
-schema is dropped (the database name must contain "bench" unless --force is given).
+Each size's database is wiped: a SQLite file beside the given one is recreated; on
+PostgreSQL the database `<name>_<N>` is created if missing and its `public` schema is
+dropped (the given database's name must contain "bench" unless --force is given).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from typing import Any, cast
 
 from cryptography.fernet import Fernet
 from flask import Flask, Response, jsonify, request
+from flask.testing import FlaskClient
 from sqlalchemy import Connection, Engine, event, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -512,8 +516,13 @@ class Counters:
     _started: list[float] = field(default_factory=list)
 
 
+# The counters of the request being served: every size's app has its own, and the
+# Gmail fetch is timed by one patch on the client class.
+ACTIVE: list[Counters] = []
+
+
 def instrument(app: Flask, counters: Counters) -> None:
-    """Count statements and SQL time on the app's engine; time the Gmail fetch."""
+    """Count statements and SQL time on the app's engine."""
     engine: Engine = app.extensions["addon.engine"]
 
     @event.listens_for(engine, "before_cursor_execute")
@@ -525,6 +534,9 @@ def instrument(app: Flask, counters: Counters) -> None:
     def _after(*_args: Any) -> None:
         counters.sql_seconds += time.perf_counter() - counters._started.pop()
 
+
+def time_gmail_fetches() -> None:
+    """Charge each Gmail metadata fetch to the counters of the request making it."""
     original = gmail_client.GoogleMailbox.get_message_metadata
 
     def timed(self: Any, message_id: str) -> Any:
@@ -532,7 +544,8 @@ def instrument(app: Flask, counters: Counters) -> None:
         try:
             return original(self, message_id)
         finally:
-            counters.gmail_seconds += time.perf_counter() - started
+            if ACTIVE:
+                ACTIVE[-1].gmail_seconds += time.perf_counter() - started
 
     gmail_client.GoogleMailbox.get_message_metadata = timed  # type: ignore[method-assign]
 
@@ -635,7 +648,32 @@ def seed_in_child(url: str, ws: Workspace, n: int, rng: random.Random) -> Seeded
     return cast(Seeded, seeded)
 
 
-def drive(url: str, n: int, requests_count: int, rng: random.Random, force: bool) -> SizeResult:
+def size_url(url: str, n: int) -> str:
+    """Each size's own database: a SQLite file beside the given one, or a PG database.
+
+    Both sizes are seeded before any request is measured, so that their requests can
+    be interleaved and drift on the machine hits both sizes alike.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database or "")
+        return parsed.set(
+            database=str(path.with_name(f"{path.stem}-{n}{path.suffix}"))
+        ).render_as_string(hide_password=False)
+    name = f"{parsed.database}_{n}"
+    engine = make_engine(url)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        exists = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+        ).scalar()
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+def prepare(url: str, n: int, rng: random.Random, force: bool) -> tuple[Workspace, Seeded]:
+    """Migrate, provision and seed one size's database."""
     reset_database(url, force)
     engine = seeding_engine(url)
     with engine.begin() as conn:
@@ -649,29 +687,65 @@ def drive(url: str, n: int, requests_count: int, rng: random.Random, force: bool
         + ", ".join(f"{k} {v:,}" for k, v in seeded.rows.items()),
         flush=True,
     )
-
-    key = SigningKey.generate("bench-key")
-    tokens = TokenFactory(key, key)
-    # Started once its messages are in place, in a child process (see _measure).
-    server = FakeGmailServer(FakeGmail())
-    server.state.certs = {key.kid: key.cert_pem}
-    try:
-        return _measure(url, n, requests_count, rng, ws, seeded, tokens, server)
-    finally:
-        server.stop()
+    return ws, seeded
 
 
-def _measure(
-    url: str,
+@dataclass
+class Harness:
+    """One size's app, client, events and samples, served in this process."""
+
+    n: int
+    url: str
+    ws: Workspace
+    seeded: Seeded
+    events: list[tuple[dict[str, Any], dict[str, Any]]]
+    app: Flask
+    counters: Counters
+    headers: dict[str, dict[str, str]]
+    floor_card: dict[str, Any]
+    client: FlaskClient
+    contextual: list[Sample] = field(default_factory=list)
+    floor: list[Sample] = field(default_factory=list)
+
+    def post(self, path: str, body: dict[str, Any]) -> tuple[Sample, Any]:
+        """Serve one request and measure it; deferred work is finished outside the timing."""
+        counters = self.counters
+        statements, sql, gmail = counters.statements, counters.sql_seconds, counters.gmail_seconds
+        ACTIVE.append(counters)
+        started, cpu = time.perf_counter(), time.thread_time()
+        response = self.client.post(path, json=body, headers=self.headers[path])
+        elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu
+        if response.status_code != 200:
+            raise SystemExit(f"{path}: {response.status_code} {response.get_data(as_text=True)}")
+        data = response.get_data()
+        sample = Sample(
+            elapsed * 1000,
+            counters.statements - statements,
+            (counters.sql_seconds - sql) * 1000,
+            (counters.gmail_seconds - gmail) * 1000,
+            len(data),
+            cpu * 1000,
+            0.0,
+        )
+        # The deferred work runs on its own threads after the answer; it is finished here,
+        # outside the timed request (and its counters), so each request meets an idle
+        # process as before.
+        deferred = time.process_time()
+        drain()
+        ACTIVE.pop()
+        sample.deferred_ms = (time.process_time() - deferred) * 1000
+        return sample, json.loads(data)
+
+
+def make_events(
     n: int,
     requests_count: int,
     rng: random.Random,
-    ws: Workspace,
     seeded: Seeded,
     tokens: TokenFactory,
     server: FakeGmailServer,
-) -> SizeResult:
-    # Messages from random seeded contacts; half on a thread linked to the sender.
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Messages from random seeded contacts; half on a thread linked to the sender."""
     events: list[tuple[dict[str, Any], dict[str, Any]]] = []
     total = WARMUP + requests_count
     linked_by_contact = {k: t for k, t in seeded.threads}
@@ -683,7 +757,8 @@ def _measure(
             k = rng.randrange(n)
             thread_id = linked_by_contact.get(k, f"{0x1900000000000000 + i:x}")
         cc = rng.randrange(n)
-        message_id = f"m{i:015x}"
+        # Message ids are unique across sizes: all sizes share one Gmail server.
+        message_id = f"m{n:x}x{i:012x}"
         server.state.add(
             FakeMessage(
                 id=message_id,
@@ -715,9 +790,19 @@ def _measure(
             "gmail": {"messageId": message_id, "threadId": thread_id, "accessToken": "bench-at"},
         }
         events.append((contextual, floor))
+    return events
 
-    # Gmail runs in its own process, as the real API does not share this one's CPU.
-    server.start_in_child()
+
+def build_harness(
+    n: int,
+    url: str,
+    ws: Workspace,
+    seeded: Seeded,
+    events: list[tuple[dict[str, Any], dict[str, Any]]],
+    tokens: TokenFactory,
+    server: FakeGmailServer,
+) -> Harness:
+    """The app for one size's database, warmed up, with the floor's card chosen."""
     app = create_app(
         {
             "DATABASE_URL": url,
@@ -737,71 +822,80 @@ def _measure(
     instrument(app, counters)
     floor_card: dict[str, Any] = {}
     install_floor(app, ws.id, floor_card)
-    client = app.test_client()
     headers = {
         path: {"Authorization": f"Bearer {tokens.system_token(BASE_URL + path)}"}
         for path in ("/gmail/message", "/bench/floor")
     }
-
-    def post(path: str, body: dict[str, Any]) -> tuple[Sample, Any]:
-        statements, sql, gmail = counters.statements, counters.sql_seconds, counters.gmail_seconds
-        started, cpu = time.perf_counter(), time.thread_time()
-        response = client.post(path, json=body, headers=headers[path])
-        elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu
-        if response.status_code != 200:
-            raise SystemExit(f"{path}: {response.status_code} {response.get_data(as_text=True)}")
-        data = response.get_data()
-        sample = Sample(
-            elapsed * 1000,
-            counters.statements - statements,
-            (counters.sql_seconds - sql) * 1000,
-            (counters.gmail_seconds - gmail) * 1000,
-            len(data),
-            cpu * 1000,
-            0.0,
-        )
-        # The deferred work runs on its own threads after the answer; it is finished here,
-        # outside the timed request (and its counters), so each request meets an idle
-        # process as before.
-        deferred = time.process_time()
-        drain()
-        sample.deferred_ms = (time.process_time() - deferred) * 1000
-        return sample, json.loads(data)
-
+    harness = Harness(
+        n, url, ws, seeded, events, app, counters, headers, floor_card, app.test_client()
+    )
     # Warm-up: certificates, discovery document, connection pool; keep the cards.
-    cards = [post("/gmail/message", events[i][0])[1] for i in range(WARMUP)]
+    cards = [harness.post("/gmail/message", events[i][0])[1] for i in range(WARMUP)]
     for card in cards:
         assert "renderActions" in card or "action" in card, card
     cards.sort(key=lambda c: len(json.dumps(c)))
     floor_card["card"] = cards[len(cards) // 2]
     for i in range(5):
-        post("/bench/floor", events[i][1])
-
-    # A server process holds none of the seeding's data: drop it and freeze what is left,
-    # so the collector's full passes cost what they would in production, at every size.
+        harness.post("/bench/floor", events[i][1])
+    # A server process holds none of the seeding's data.
     seeded.contact_emails, seeded.contact_names, seeded.threads = [], [], []
-    del linked_by_contact
     if REOPEN:
         # First opens record the thread in the email ledger; re-opens take the fast path.
-        for i in range(WARMUP, total):
-            post("/gmail/message", events[i][0])
-    gc.collect()
-    gc.freeze()
-    load = os.getloadavg()[0]
-    print(f"  measuring {requests_count} requests per route (load average {load:.1f})", flush=True)
-    contextual: list[Sample] = []
-    floor: list[Sample] = []
-    for i in range(WARMUP, total):
-        # Interleaved, so drift (caches, GC, the other process) hits both alike.
-        if PROFILER is not None:
-            PROFILER.enable()
-        contextual.append(post("/gmail/message", events[i][0])[0])
-        if PROFILER is not None:
-            PROFILER.disable()
-        floor.append(post("/bench/floor", events[i][1])[0])
-    app.extensions["addon.engine"].dispose()
-    gc.unfreeze()
-    return SizeResult(n, seeded, RouteResult(contextual), RouteResult(floor))
+        for i in range(WARMUP, len(events)):
+            harness.post("/gmail/message", events[i][0])
+    return harness
+
+
+def measure(
+    prepared: list[tuple[int, str, Workspace, Seeded, random.Random]], requests_count: int
+) -> list[SizeResult]:
+    """Serve every size's requests interleaved: contextual and floor, size after size."""
+    key = SigningKey.generate("bench-key")
+    tokens = TokenFactory(key, key)
+    server = FakeGmailServer(FakeGmail())
+    server.state.certs = {key.kid: key.cert_pem}
+    events = [
+        make_events(n, requests_count, rng, seeded, tokens, server)
+        for n, _url, _ws, seeded, rng in prepared
+    ]
+    # Gmail runs in its own process, as the real API does not share this one's CPU.
+    server.start_in_child()
+    try:
+        time_gmail_fetches()
+        harnesses = [
+            build_harness(n, url, ws, seeded, size_events, tokens, server)
+            for (n, url, ws, seeded, _rng), size_events in zip(prepared, events, strict=True)
+        ]
+        # Freeze what is left so the collector's full passes cost the same at every size.
+        gc.collect()
+        gc.freeze()
+        load = os.getloadavg()[0]
+        print(
+            f"measuring {requests_count} requests per route and size, interleaved "
+            f"(load average {load:.1f})",
+            flush=True,
+        )
+        for i in range(WARMUP, WARMUP + requests_count):
+            # Interleaved, and the order of sizes alternates, so drift (caches, GC, the
+            # machine's other load) hits every size and both routes alike.
+            order = harnesses if i % 2 else harnesses[::-1]
+            for harness in order:
+                contextual_event, floor_event = harness.events[i]
+                if PROFILER is not None:
+                    PROFILER.enable()
+                harness.contextual.append(harness.post("/gmail/message", contextual_event)[0])
+                if PROFILER is not None:
+                    PROFILER.disable()
+                harness.floor.append(harness.post("/bench/floor", floor_event)[0])
+        gc.unfreeze()
+        for harness in harnesses:
+            harness.app.extensions["addon.engine"].dispose()
+        return [
+            SizeResult(h.n, h.seeded, RouteResult(h.contextual), RouteResult(h.floor))
+            for h in harnesses
+        ]
+    finally:
+        server.stop()
 
 
 # --------------------------------------------------------------------------- report
@@ -891,10 +985,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = args.database_url or f"sqlite:///{os.path.join(tmp.name, 'bench.sqlite3')}"
     backend = make_url(url).get_backend_name()
     print(f"database: {make_url(url).render_as_string(hide_password=True)}", flush=True)
-    results = []
+    prepared = []
     for n in sizes:
         print(f"N={n:,}: migrating and seeding...", flush=True)
-        results.append(drive(url, n, args.requests, random.Random(args.seed + n), args.force))
+        rng = random.Random(args.seed + n)
+        n_url = size_url(url, n)
+        ws, seeded = prepare(n_url, n, rng, args.force)
+        prepared.append((n, n_url, ws, seeded, rng))
+    results = measure(prepared, args.requests)
     ok = report(backend, results)
     if PROFILER is not None:
         PROFILER.dump_stats(args.profile)
