@@ -862,18 +862,33 @@ def test_cli_import_shows_a_progress_bar_for_large_files(
 
 
 @pytest.mark.parametrize(
-    ("cores", "load", "workers"),
-    [(1, 0.0, 0), (2, 0.0, 1), (2, 1.2, 1), (2, 1.6, 0), (2, 3.5, 0), (8, 2.5, 3), (8, 7.2, 1)],
+    ("cores", "busy", "workers"),
+    [(1, 0.0, 0), (2, 0.0, 1), (2, 0.2, 1), (2, 0.6, 0), (2, 2.0, 0), (8, 1.5, 3), (8, 6.2, 1)],
 )
 def test_parse_ahead_workers_only_on_idle_cores(
-    monkeypatch: pytest.MonkeyPatch, cores: int, load: float, workers: int
+    monkeypatch: pytest.MonkeyPatch, cores: int, busy: float, workers: int
 ) -> None:
     # On a busy machine a worker would take CPU time from the batch writer.
     monkeypatch.setattr(imports, "_usable_cores", lambda: cores)
-    monkeypatch.setattr(imports, "_load_average", lambda: load)
+    monkeypatch.setattr(imports, "_busy_elsewhere", lambda: busy)
     assert imports._parse_workers(None, imports.PARSE_AHEAD_MIN_ROWS) == workers
     assert imports._parse_workers(None, imports.PARSE_AHEAD_MIN_ROWS - 1) == 0
     assert imports._parse_workers(2, 10) == 2
+
+
+def test_busy_elsewhere_reads_the_cpu_counters_over_an_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Over the interval 100 ticks passed on 2 cores, 25 of them idle or waiting for I/O:
+    # other processes kept 1.5 cores busy, whatever the one-minute load average says.
+    ticks = imports._cpu_ticks()
+    if ticks is not None:  # Linux: all ticks include the idle ones
+        assert ticks[0] >= ticks[1] >= 0
+    readings = iter([(1000, 400), (1100, 425)])
+    monkeypatch.setattr(imports, "_cpu_ticks", lambda: next(readings))
+    monkeypatch.setattr(imports, "_usable_cores", lambda: 2)
+    monkeypatch.setattr(imports, "_BUSY_SAMPLE_SECONDS", 0)
+    assert imports._busy_elsewhere() == pytest.approx(1.5)
 
 
 def test_values_parsed_ahead_in_worker_processes_are_the_same(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -627,9 +628,9 @@ def _parse_workers(requested: int | None, rows: int) -> int:
         return 0
     cores = _usable_cores()
     # One core stays with the batch writer, and only idle cores are worth a worker: on a
-    # busy machine (the load average counts runnable processes, this import included)
-    # a worker takes CPU time from the batch writer, which then also waits for it.
-    idle = int(cores - _load_average() + 0.5)
+    # busy machine a worker takes CPU time from the batch writer, which then also waits
+    # for it.
+    idle = int(cores - 1 - _busy_elsewhere() + 0.5)
     return max(0, min(_MAX_WORKERS, cores - 1, idle))
 
 
@@ -639,12 +640,45 @@ def _usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def _load_average() -> float:
-    """Runnable processes over the last minute (0 where the platform does not say)."""
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
+# How long the machine's CPU use is watched before choosing the workers.
+_BUSY_SAMPLE_SECONDS = 0.1
+
+
+def _busy_elsewhere() -> float:
+    """Cores other processes keep busy right now (this one sleeps while it is measured).
+
+    Read off the kernel's CPU counters over a tenth of a second: the load average is a
+    one-minute mean, which still counts a process that ended seconds ago (an earlier
+    import, a test run) and would leave an idle machine without workers.
+    """
+    first = _cpu_ticks()
+    if first is None:
+        try:
+            # The load average counts this process too, once it runs.
+            return max(0.0, os.getloadavg()[0] - 1)
+        except (AttributeError, OSError):
+            return 0.0
+    time.sleep(_BUSY_SAMPLE_SECONDS)
+    second = _cpu_ticks()
+    if second is None:
         return 0.0
+    total, idle = second[0] - first[0], second[1] - first[1]
+    if total <= 0:
+        return 0.0
+    return _usable_cores() * (total - idle) / total
+
+
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(all, idle) CPU time of the machine in clock ticks, from /proc/stat (Linux)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 5:
+        return None
+    # user nice system idle iowait ...: waiting for I/O leaves the core free for a worker.
+    return sum(fields[:8]), fields[3] + fields[4]
 
 
 _gc_lock = threading.Lock()
@@ -698,6 +732,8 @@ class _Item:
     prepared: PreparedForm | None = None
     title: str = ""
     keys: list[tuple[str, str]] = field(default_factory=list)
+    # Its emails, phones and domains, from which `keys` were made.
+    lookup: LookupKeys | None = None
     action: str = ""  # create | update | skip | reject
     target_id: int | None = None
     message: str = ""
@@ -709,7 +745,7 @@ class _NewRecord:
 
     values: dict[str, Any]
     link_ids: dict[str, list[int]]
-    # Its emails, phones and domains, once inserted.
+    # Its emails, phones and domains: known from the duplicate check, else made on insert.
     keys: LookupKeys | None = None
 
 
@@ -840,7 +876,9 @@ class _Importer:
     def _dedup_keys(self, item: _Item) -> list[tuple[str, str]]:
         """(kind, value) of every key the row is matched by, in the order of _REASONS."""
         assert item.prepared is not None
-        keys = self._plan_of(self.folder, self.fields).index.keys(item.prepared.merged)
+        keys = item.lookup = self._plan_of(self.folder, self.fields).index.keys(
+            item.prepared.merged
+        )
         found = [("email", e) for e in keys.emails] + [("phone", p) for p in keys.phones]
         found += [("domain", d) for d in keys.domains]
         if self.folder.key == "companies":
@@ -1067,7 +1105,8 @@ class _Importer:
                     shown.append(target if first else self.resolver.titles[title_key])
                 values[key] = shown
                 link_ids[key] = ids
-            new_rows.append(_NewRecord(values, link_ids))
+            # The row's lookup keys were made from these values for the duplicate check.
+            new_rows.append(_NewRecord(values, link_ids, item.lookup))
         for item, record_id in zip(
             creating, self._insert(self.folder, self.fields, new_rows), strict=True
         ):
@@ -1149,8 +1188,11 @@ class _Importer:
                 elif not is_blank(value):
                     text_key, num_key = plan.value_keys(key, type_name, options, value)
                     values.append((ws, record_id, field_id, value, text_key, num_key))
-            # A new record's keys come from all its values (a field it lacks adds none).
-            keys = entry.keys = index.keys(entry.values)
+            # A new record's keys come from all its values (a field it lacks adds none);
+            # autonumbers and formulas, added above, are never emails, phones or domains.
+            keys = entry.keys
+            if keys is None:
+                keys = entry.keys = index.keys(entry.values)
             emails.extend((ws, record_id, email) for email in keys.emails)
             phones.extend((ws, record_id, phone) for phone in keys.phones)
             domains.extend((ws, record_id, domain) for domain in keys.domains)
