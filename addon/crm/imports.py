@@ -28,12 +28,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from multiprocessing import get_context
 from typing import Any, Literal, TypeVar, cast
-from weakref import WeakKeyDictionary
 
-from sqlalchemy import Dialect, Table, and_, bindparam, func, insert, or_, select
+from sqlalchemy import Table, and_, func, insert, or_, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -85,6 +83,7 @@ from addon.crm.records import (
 from addon.crm.workspaces import folder_fields
 from addon.gmail.addresses import canonical_email
 from addon.ledger.relink import link_addresses
+from addon.ledger.sql import insert_many, is_postgresql
 
 OnDuplicate = Literal["skip", "update", "create"]
 ON_DUPLICATE: tuple[OnDuplicate, ...] = ("skip", "update", "create")
@@ -135,75 +134,25 @@ _RELATIONS = _table(RecordRelation)
 _AUDIT = _table(AuditEntry)
 
 
-# Types whose values are converted for the driver once per distinct value: exact types,
-# as 1, 1.0 and True are equal keys but convert differently.
-_MEMO_TYPES = (str, datetime)
-
-# The SQL of an INSERT for the driver, and the (position, bind processor) of its values.
-_DriverInsert = tuple[str, list[tuple[int, Callable[[Any], Any]]]]
-
-
 class _Rows:
-    """Plain INSERTs of many rows of one table, each row a tuple in `columns` order.
-
-    PostgreSQL gets Core's executemany (insertmanyvalues: many rows per statement). On
-    SQLite, where Core hands executemany to the driver anyway, the rows go to the driver
-    directly, converted by the dialect's own bind processors: the same values Core would
-    send, without building a parameter dictionary per row.
-    """
+    """Plain INSERTs of many rows of one table, each row a tuple in `columns` order."""
 
     def __init__(self, table: Table, columns: Sequence[str]) -> None:
         self.table = table
         self.columns = tuple(columns)
-        # Per dialect: its bind processors follow its settings (the JSON serializer ...).
-        self._compiled: WeakKeyDictionary[Dialect, _DriverInsert] = WeakKeyDictionary()
-
-    def _driver_sql(self, dialect: Dialect) -> _DriverInsert:
-        if dialect not in self._compiled:
-            statement = insert(self.table).values({c: bindparam(c) for c in self.columns})
-            compiled = statement.compile(dialect=dialect)
-            assert tuple(compiled.positiontup or ()) == self.columns
-            processors: list[tuple[int, Callable[[Any], Any]]] = []
-            for index, name in enumerate(self.columns):
-                column_type = self.table.c[name].type.dialect_impl(dialect)
-                processor = column_type.bind_processor(dialect)
-                if processor is not None:
-                    processors.append((index, processor))
-            self._compiled[dialect] = (compiled.string, processors)
-        return self._compiled[dialect]
 
     def insert(self, session: Session, rows: list[tuple[Any, ...]]) -> None:
-        """Insert the rows in one executemany."""
+        """Insert the rows in as few round trips as the database allows."""
         if not rows:
             return
-        connection = session.connection()
-        if connection.dialect.name != "sqlite":
+        if is_postgresql(session):
+            # Core's executemany (many rows per statement). insert_many's one array per
+            # column cannot carry JSON lists (emails, phones): PostgreSQL would read a
+            # list of lists as a two-dimensional array.
             params = [dict(zip(self.columns, row, strict=True)) for row in rows]
-            connection.execute(insert(self.table), params)
+            session.execute(insert(self.table), params)
             return
-        sql, processors = self._driver_sql(connection.dialect)
-        if processors:
-            columns = list(zip(*rows, strict=True))
-            for index, processor in processors:
-                columns[index] = _converted(columns[index], processor)
-            rows = list(zip(*columns, strict=True))
-        connection.exec_driver_sql(sql, rows)
-
-
-def _converted(values: Sequence[Any], processor: Callable[[Any], Any]) -> tuple[Any, ...]:
-    """A column's values through a bind processor."""
-    # Texts and times repeat down a column (names, stages, the batch's timestamp): each
-    # distinct one is converted (JSON-encoded ...) once.
-    memo: dict[Any, Any] = {}
-    out = []
-    for value in values:
-        if type(value) in _MEMO_TYPES:
-            if value not in memo:
-                memo[value] = processor(value)
-            out.append(memo[value])
-        else:
-            out.append(processor(value))
-    return tuple(out)
+        insert_many(session, self.table, rows, columns=self.columns)
 
 
 def _field_of_value(row: tuple[Any, ...]) -> int:

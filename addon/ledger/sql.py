@@ -67,6 +67,42 @@ def sqlite_datetime(moment: datetime) -> str:
     return moment.isoformat(" ", "microseconds")[:26]
 
 
+def _moment_texts(moments: Sequence[datetime | None]) -> tuple[str | None, ...]:
+    """A DateTime column's values as SQLite stores them; a batch repeats its moments."""
+    texts: dict[datetime, str] = {}
+    out: list[str | None] = []
+    for moment in moments:
+        if moment is None:
+            out.append(None)
+            continue
+        text = texts.get(moment)
+        if text is None:
+            text = texts[moment] = sqlite_datetime(moment)
+        out.append(text)
+    return tuple(out)
+
+
+def _processed(values: Sequence[Any], processor: Callable[[Any], Any]) -> tuple[Any, ...]:
+    """A column's values through its type's bind processor, each distinct value once.
+
+    Keyed by type and value: 1, 1.0 and True are equal keys but serialise differently.
+    A batch repeats values (names, stages, counts, the moments a record's stats fields
+    share); unhashable ones (JSON objects and lists) are converted each time.
+    """
+    done: dict[tuple[type, Any], Any] = {}
+    out = []
+    for value in values:
+        key = (value.__class__, value)
+        try:
+            converted = done[key]
+        except KeyError:
+            converted = done[key] = processor(value)
+        except TypeError:
+            converted = processor(value)
+        out.append(converted)
+    return tuple(out)
+
+
 def insert_many(
     session: Session,
     model: Any,
@@ -76,7 +112,8 @@ def insert_many(
     *,
     columns: Sequence[str] = (),
 ) -> list[Any]:
-    """Insert rows into one table in as few round trips as the database allows.
+    """Insert rows into one table (a model or a Table) in as few round trips as the
+    database allows.
 
     Rows are mappings by column name, or tuples of the values of `columns` in that order
     (cheaper to build for large batches). `finish` gets the dialect's INSERT and adds an
@@ -89,7 +126,7 @@ def insert_many(
     """
     if not rows:
         return []
-    table: Table = model.__table__
+    table: Table = model if isinstance(model, Table) else model.__table__
     # Where each column's value is in a row: its name, or its position in `columns`.
     position: dict[str, Any] = (
         {name: i for i, name in enumerate(columns)} if columns else {n: n for n in rows[0]}
@@ -135,34 +172,18 @@ def insert_many(
             processors.append((i, processor))
     getter = itemgetter(*[position[name] for name in order])
     params_list: list[tuple[Any, ...]]
-    if not moments and not processors and len(order) > 1:
-        params_list = [getter(row) for row in rows]
+    if len(order) == 1:
+        params_list = [(getter(row),) for row in rows]
     else:
-        params_list = []
-        texts: dict[datetime, str] = {}  # a batch repeats its moments (first = last, now ...)
-        # Processed values of each column by type and value (1, 1.0 and True are equal
-        # keys but serialise differently): a batch repeats them too (counts, the moments a
-        # record's stats fields share); unhashable ones (JSON objects) are not kept.
-        done: list[dict[tuple[type, Any], Any]] = [{} for _ in processors]
-        for row in rows:
-            values = list(getter(row)) if len(order) > 1 else [getter(row)]
-            for i in moments:
-                moment = values[i]
-                if moment is not None:
-                    text = texts.get(moment)
-                    if text is None:
-                        text = texts[moment] = sqlite_datetime(moment)
-                    values[i] = text
-            for (i, processor), cache in zip(processors, done, strict=True):
-                value = values[i]
-                key = (value.__class__, value)
-                try:
-                    values[i] = cache[key]
-                except KeyError:
-                    values[i] = cache[key] = processor(value)
-                except TypeError:
-                    values[i] = processor(value)
-            params_list.append(tuple(values))
+        params_list = [getter(row) for row in rows]
+    if moments or processors:
+        # Column by column: each column's values go through one converter in one loop.
+        values_of = list(zip(*params_list, strict=True))
+        for i in moments:
+            values_of[i] = _moment_texts(values_of[i])
+        for i, processor in processors:
+            values_of[i] = _processed(values_of[i], processor)
+        params_list = list(zip(*values_of, strict=True))
     sql = str(compiled)
     if not returning:
         connection.exec_driver_sql(sql, params_list)
