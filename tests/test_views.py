@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 import pytest
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from addon.crm.models import Member, Record
@@ -195,6 +196,42 @@ def test_sorting_and_paging(crm: Crm, db: Session, people: dict[str, Record]) ->
                 ), (definition, cap, p)
     last = view_page(db, folder, by_name, page=5, page_size=2)
     assert (titles(last.records), last.page, last.count, last.more) == (["Ann Archer"], 1, 3, False)
+
+
+def test_a_walked_page_runs_without_parallel_workers(
+    crm: Crm, db: Session, people: dict[str, Record]
+) -> None:
+    # A page of a view larger than the cap walks the sort order and stops early; parallel
+    # workers would each walk ahead and have their rows thrown away (PostgreSQL).
+    folder = crm.folders["contacts"]
+    definition = parse_definition(folder_fields(db, folder.id), {"sort": {"field": "_title"}})
+    postgresql = db.get_bind().dialect.name == "postgresql"
+    show = text("SHOW max_parallel_workers_per_gather")
+    before = db.execute(show).scalar() if postgresql else None
+    statements: list[str] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    connection = db.connection()
+    event.listen(connection, "before_cursor_execute", remember)
+    try:
+        shown = view_page(db, folder, definition, page_size=2, cap=1)
+    finally:
+        event.remove(connection, "before_cursor_execute", remember)
+    assert titles(shown.records) == ["Ann Archer", "Bob Baker"]
+    settings = [s for s in statements if s.startswith("SET LOCAL")]
+    if not postgresql:
+        assert settings == []
+        return
+    assert settings == [
+        "SET LOCAL max_parallel_workers_per_gather = 0",
+        "SET LOCAL max_parallel_workers_per_gather TO DEFAULT",
+    ]
+    first, last = (statements.index(s) for s in settings)
+    # The page's statement runs between the two, and the setting is back afterwards.
+    assert any("ORDER BY records.search_key" in s for s in statements[first + 1 : last])
+    assert db.execute(show).scalar() == before
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,8 @@ At a million records the shape of the SQL decides the time (bench/hygiene.py):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -36,6 +37,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     true,
     union,
 )
@@ -604,6 +606,26 @@ def _id_among(session: Session, ids: Sequence[int]) -> ColumnElement[bool]:
     return Record.id.in_(ids)
 
 
+@contextmanager
+def _serial_plans(session: Session) -> Iterator[None]:
+    """Statements in the block run without parallel workers (PostgreSQL).
+
+    A page of a large view walks the sort order and stops at the page's last match. In
+    parallel, each worker walks its own share of the order ahead of the merge, and what
+    the page does not take is thrown away: at 1M contacts a "stage and job title
+    contains" page read 6,000 records in 3 processes (118 ms) where one walk reads 600
+    (18 ms). The setting is local to the transaction and put back after the block.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    try:
+        yield
+    finally:
+        session.execute(text("SET LOCAL max_parallel_workers_per_gather TO DEFAULT"))
+
+
 @dataclass
 class ViewPage:
     """A page of a view with the view's count (up to the cap) as the view card shows them."""
@@ -642,9 +664,9 @@ def view_page(
     )
     if len(ids) > cap:
         where = _where(folder, definition, tests, visible)
-        return ViewPage(
-            _sorted_page(session, folder, definition, where, page, page_size), cap, True, page
-        )
+        with _serial_plans(session):
+            records = _sorted_page(session, folder, definition, where, page, page_size)
+        return ViewPage(records, cap, True, page)
     page = min(max(0, page), max(0, (len(ids) - 1) // page_size))
     records = (
         _sorted_page(session, folder, definition, _id_among(session, ids), page, page_size)
