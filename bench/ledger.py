@@ -5,16 +5,21 @@ bulk-seeded with Core executemany batches holding what save_record writes for ma
 (records, record_emails, record_domains, record_relations, the deals' stage values), and
 10 email stats fields on Contacts (so ingest also keeps field values up to date):
 
-1. raw: the ledger rows of M messages (default 100,000) - conversations, messages and
-   participants exactly as ingest stores them - inserted with Core executemany batches of
-   10,000 prepared rows into a fresh, identically seeded database (time of the INSERTs);
-2. ingest: `record_messages` of the same M messages as LedgerInput (header text, as the
-   sidebar, mail merge and sync hand them over): parsing, conversations, idempotent
-   inserts, automatic linking and incremental stats, committed;
-3. recompute: `recompute_stats` over the workspace, once verifying (nothing to change)
-   and once rebuilding after the stats rows and fields were deleted.
+1. ingest: `record_messages` of M messages (default 100,000) as LedgerInput (header
+   text, as the sidebar, mail merge and sync hand them over): parsing, conversations,
+   idempotent inserts, automatic linking, incremental stats and stats fields, committed
+   every 5,000 messages;
+2. recompute: `recompute_stats` over the workspace, once verifying (nothing to change)
+   and once rebuilding after the stats rows and fields were deleted;
+3. raw: every row the ingest wrote (conversations, messages, participants, thread maps,
+   thread links, record_stats and the stats fields' field_values), copied out with their
+   ids and inserted with Core executemany batches of 10,000 rows into a fresh,
+   identically seeded database, each table timed (the commit counts for both figures).
+   The target is judged against the three ledger tables (conversations, messages,
+   participants): what linking and stats cost on top of storing the messages. The ratio
+   to every row written is printed for information.
 
-Target (issue 5): ingest rate at least a third of the raw INSERT rate.
+Target (issue 5): ingest rate at least a third of the raw INSERT rate of the ledger rows.
 
     PYTHONPATH=. .venv/bin/python bench/ledger.py
     PYTHONPATH=. .venv/bin/python bench/ledger.py --database-url \\
@@ -39,9 +44,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy import Engine, Table, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from addon.crm.fields import field_type
@@ -59,7 +64,13 @@ from addon.crm.models import (
 from addon.crm.workspaces import resolve_member
 from addon.db import make_engine
 from addon.ledger.ingest import record_messages
-from addon.ledger.models import Conversation, LedgerMessage, LedgerParticipant, RecordStats
+from addon.ledger.models import (
+    Conversation,
+    LedgerMessage,
+    LedgerParticipant,
+    RecordStats,
+    ThreadMap,
+)
 from addon.ledger.parse import LedgerInput
 from addon.ledger.stats import ensure_stats_fields, recompute_stats
 from addon.migrations import upgrade
@@ -311,43 +322,28 @@ def _address(text: str) -> str:
     return text.split("<")[-1].strip(">").strip().lower()
 
 
-def raw_rows(seeded: Seeded, messages: list[Message]) -> tuple[list[dict[str, Any]], ...]:
-    """The conversations, messages and participants rows ingest stores, prepared."""
-    ws, now = seeded.workspace_id, datetime.now(UTC)
-    conversations: dict[int, dict[str, Any]] = {}
-    message_rows, participant_rows = [], []
-    for mid, m in enumerate(messages, start=1):
-        if m.conversation not in conversations:
-            conversations[m.conversation] = {
-                "id": len(conversations) + 1,
-                "workspace_id": ws,
-                "key": m.key,
-                "subject": m.subject,
-                "created_at": now,
-            }
-        message_rows.append(
-            {
-                "id": mid,
-                "workspace_id": ws,
-                "conversation_id": conversations[m.conversation]["id"],
-                "message_key": m.key,
-                "sent_at": m.moment,
-                "direction": m.direction,
-                "subject": m.subject,
-                "from_email": _address(m.sender),
-                "recorded_at": now,
-            }
-        )
-        seen = set()
-        for role, addresses in (("from", [m.sender]), ("to", m.to), ("cc", m.cc)):
-            for address in addresses:
-                pair = (role, _address(address))
-                if pair not in seen:
-                    seen.add(pair)
-                    participant_rows.append(
-                        {"message_id": mid, "role": pair[0], "email": pair[1], "workspace_id": ws}
-                    )
-    return list(conversations.values()), message_rows, participant_rows
+# Every table ingest writes, in an order their rows can be inserted in.
+WRITTEN = (Conversation, LedgerMessage, LedgerParticipant, ThreadMap, ThreadLink, RecordStats)
+# The ledger's own rows: what the raw floor held until it counted every table ingest writes.
+LEDGER_ROWS = ("ledger_conversations", "ledger_messages", "ledger_participants")
+
+
+def written_rows(engine: Engine) -> dict[Table, list[dict[str, Any]]]:
+    """Every row ingest wrote (the seeded database has none of these), ids included.
+
+    The stats fields' values are the field_values rows of fields of type "stats" (seeding
+    writes none: no record has stats before the ingest).
+    """
+    tables: dict[Table, list[dict[str, Any]]] = {}
+    stats_ids = select(FieldDef.id).where(FieldDef.type == "stats")
+    with engine.connect() as conn:
+        for model in (*WRITTEN, FieldValue):
+            table = cast(Table, model.__table__)
+            query = select(table).order_by(*table.primary_key.columns)
+            if model is FieldValue:
+                query = query.where(table.c.field_id.in_(stats_ids))
+            tables[table] = [dict(row._mapping) for row in conn.execute(query)]
+    return tables
 
 
 def fresh_database(
@@ -383,31 +379,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         url, args.force, args.contacts, args.seed, not args.no_fields
     )
     messages = generate(seeded, args.messages, random.Random(args.seed + 1))
-    conversations, message_rows, participant_rows = raw_rows(seeded, messages)
     by_member = inputs_of(messages)
-    raw_count = len(message_rows)
     print(f"backend {engine.dialect.name}; seeded {args.contacts:,} contacts in {seconds:.1f} s")
-    print(
-        f"{raw_count:,} messages, {len(conversations):,} conversations, "
-        f"{len(participant_rows):,} participants"
-    )
-    # Each side runs with only its own input alive (and a fresh collection): the generated
-    # messages and the raw rows would otherwise be traversed by every full collection
-    # during the ingest, a cost of this process's heap, not of the code measured.
+    # The ingest runs with only its input alive (and a fresh collection): the generated
+    # messages would otherwise be traversed by every full collection during the ingest, a
+    # cost of this process's heap, not of the code measured.
     del messages
-    gc.collect()
-    start, cpu = time.perf_counter(), time.process_time()
-    with engine.begin() as conn:
-        insert_rows(conn, Conversation.__table__, conversations)
-        insert_rows(conn, LedgerMessage.__table__, message_rows)
-        insert_rows(conn, LedgerParticipant.__table__, participant_rows)
-    raw_seconds, raw_cpu = time.perf_counter() - start, time.process_time() - cpu
-    engine.dispose()
-    del conversations, message_rows, participant_rows
-
-    engine, seeded, _seconds = fresh_database(
-        url, args.force, args.contacts, args.seed, not args.no_fields
-    )
     gc.collect()
     profiler = cProfile.Profile() if args.profile else None
     start, cpu = time.perf_counter(), time.process_time()
@@ -436,8 +413,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             profiler.disable()
     ingest_seconds = time.perf_counter() - start - analyze_seconds
     ingest_cpu = time.process_time() - cpu
+    del by_member
     if profiler is not None:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
+    # Taken before the recompute measurements rewrite the stats.
+    written = written_rows(engine)
 
     with Session(engine) as session:
         ws = seeded.workspace_id
@@ -460,15 +440,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         session.commit()
         rebuild_seconds = time.perf_counter() - start
 
-    raw_rate = raw_count / raw_seconds
+    engine.dispose()
+
+    # The raw floor: every row ingest wrote, inserted with Core executemany into a fresh,
+    # identically seeded database, each table timed.
+    engine, seeded, _seconds = fresh_database(
+        url, args.force, args.contacts, args.seed, not args.no_fields
+    )
+    gc.collect()
+    per_table: dict[str, tuple[float, float]] = {}
+    start, cpu = time.perf_counter(), time.process_time()
+    with engine.begin() as conn:
+        for target, rows in written.items():
+            table_start, table_cpu = time.perf_counter(), time.process_time()
+            insert_rows(conn, target, rows)
+            per_table[target.name] = (
+                time.perf_counter() - table_start,
+                time.process_time() - table_cpu,
+            )
+    raw_seconds, raw_cpu = time.perf_counter() - start, time.process_time() - cpu
+    # The commit counts for both floors.
+    commit_seconds = raw_seconds - sum(wall for wall, _cpu in per_table.values())
+    commit_cpu = raw_cpu - sum(used for _wall, used in per_table.values())
+    ledger_seconds = commit_seconds + sum(per_table[name][0] for name in LEDGER_ROWS)
+    ledger_cpu = commit_cpu + sum(per_table[name][1] for name in LEDGER_ROWS)
+    engine.dispose()
+
+    raw_rate = args.messages / raw_seconds
     ingest_rate = args.messages / ingest_seconds
     ratio = ingest_rate / raw_rate
     # This process's CPU time: on a busy machine wall time also counts other load (on
     # SQLite the database works in this process; PostgreSQL's server time is not in it).
     cpu_ratio = raw_cpu / ingest_cpu
+    print(
+        "rows ingest wrote, re-inserted raw: "
+        + ", ".join(f"{target.name} {len(rows):,}" for target, rows in written.items())
+    )
     print(f"ledger: {stored:,} messages, {links:,} thread links, {with_stats:,} records with stats")
     print(f"{'measurement':<44}{'seconds':>9}{'cpu s':>8}{'messages/s':>12}")
-    print(f"{'raw bulk INSERT (3 tables)':<44}{raw_seconds:>9.2f}{raw_cpu:>8.2f}{raw_rate:>12,.0f}")
+    print(
+        f"{'raw bulk INSERT (every row)':<44}{raw_seconds:>9.2f}{raw_cpu:>8.2f}{raw_rate:>12,.0f}"
+    )
+    ledger_rate = args.messages / ledger_seconds
+    print(
+        f"{'  of which the 3 ledger tables':<44}{ledger_seconds:>9.2f}{ledger_cpu:>8.2f}"
+        f"{ledger_rate:>12,.0f}"
+    )
     label = "ingest (parse, link, stats, fields, commit)"
     if args.no_fields:
         label = "ingest (parse, link, stats, commit)"
@@ -477,10 +494,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{'(autovacuum stand-in ANALYZE, not counted)':<44}{analyze_seconds:>9.2f}")
     print(f"{'recompute, verify (' + str(verify_changes) + ' changed)':<44}{verify_seconds:>9.2f}")
     print(f"{'recompute, rebuild (' + str(rebuilt) + ' written)':<44}{rebuild_seconds:>9.2f}")
-    verdict = "PASS" if ratio >= 1 / 3 else "FAIL"
-    print(f"ingest / raw: {ratio:.2f} wall, {cpu_ratio:.2f} cpu (target >= 0.33): {verdict}")
-    engine.dispose()
-    return 0 if ratio >= 1 / 3 and stored == args.messages and verify_changes == 0 else 1
+    # The target is judged on the ledger's own rows: the issue asks what linking and
+    # stats cost on top of storing the messages.
+    ledger_ratio = ingest_rate / ledger_rate
+    verdict = "PASS" if ledger_ratio >= 1 / 3 else "FAIL"
+    print(
+        f"ingest / raw of the 3 ledger tables: {ledger_ratio:.2f} wall, "
+        f"{ledger_cpu / ingest_cpu:.2f} cpu (target >= 0.33): {verdict}"
+    )
+    print(
+        f"ingest / raw of every row it wrote: {ratio:.2f} wall, {cpu_ratio:.2f} cpu (informational)"
+    )
+    return 0 if ledger_ratio >= 1 / 3 and stored == args.messages and verify_changes == 0 else 1
 
 
 if __name__ == "__main__":
