@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Text, cast, func, select, text
+from sqlalchemy import Text, cast, event, func, select, text
 from sqlalchemy.orm import Session
 
 from addon.crm import imports
@@ -874,6 +874,32 @@ def test_parse_ahead_workers_only_on_idle_cores(
     assert imports._parse_workers(None, imports.PARSE_AHEAD_MIN_ROWS) == workers
     assert imports._parse_workers(None, imports.PARSE_AHEAD_MIN_ROWS - 1) == 0
     assert imports._parse_workers(2, 10) == 2
+
+
+@pytest.mark.parametrize(("first_at", "analyzed"), [(3, True), (6, False)])
+def test_lookup_tables_are_analyzed_once_an_import_saved_enough_records(
+    crm: Crm, db: Session, monkeypatch: pytest.MonkeyPatch, first_at: int, analyzed: bool
+) -> None:
+    # PostgreSQL's statistics do not know the rows an import adds to its workspace; once
+    # it saved enough records the duplicate lookups' tables are analyzed (SQLite: never).
+    monkeypatch.setattr(imports, "ANALYZE_FIRST_AT", first_at)
+    statements: list[str] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    connection = db.connection()
+    event.listen(connection, "before_cursor_execute", remember)
+    try:
+        rows = "".join(f"Person {i},p{i}@acme.test\n" for i in range(5))
+        report = run(crm, "Name,Email\n" + rows)
+    finally:
+        event.remove(connection, "before_cursor_execute", remember)
+    assert (report.created, report.rejected) == (5, 0)
+    expected = analyzed and db.get_bind().dialect.name == "postgresql"
+    assert [s for s in statements if s.startswith("ANALYZE")] == (
+        [f"ANALYZE {table}" for table in imports.ANALYZED_TABLES] if expected else []
+    )
 
 
 def test_busy_elsewhere_reads_the_cpu_counters_over_an_interval(
