@@ -620,10 +620,10 @@ def _serial_plans(session: Session) -> Iterator[None]:
         yield
         return
     session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-    try:
-        yield
-    finally:
-        session.execute(text("SET LOCAL max_parallel_workers_per_gather TO DEFAULT"))
+    # Not in a `finally`: after an error the transaction is aborted and only rolling it
+    # back (which drops the setting) is allowed; another statement would hide the error.
+    yield
+    session.execute(text("SET LOCAL max_parallel_workers_per_gather TO DEFAULT"))
 
 
 @dataclass
