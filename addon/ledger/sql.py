@@ -67,27 +67,16 @@ def sqlite_datetime(moment: datetime) -> str:
     return moment.isoformat(" ", "microseconds")[:26]
 
 
-def _moment_texts(moments: Sequence[datetime | None]) -> tuple[str | None, ...]:
-    """A DateTime column's values as SQLite stores them; a batch repeats its moments."""
-    texts: dict[datetime, str] = {}
-    out: list[str | None] = []
-    for moment in moments:
-        if moment is None:
-            out.append(None)
-            continue
-        text = texts.get(moment)
-        if text is None:
-            text = texts[moment] = sqlite_datetime(moment)
-        out.append(text)
-    return tuple(out)
+def _sqlite_moment(moment: datetime | None) -> str | None:
+    return None if moment is None else sqlite_datetime(moment)
 
 
 def _processed(values: Sequence[Any], processor: Callable[[Any], Any]) -> tuple[Any, ...]:
     """A column's values through its type's bind processor, each distinct value once.
 
     Keyed by type and value: 1, 1.0 and True are equal keys but serialise differently.
-    A batch repeats values (names, stages, counts, the moments a record's stats fields
-    share); unhashable ones (JSON objects and lists) are converted each time.
+    A batch repeats values (names, stages, counts, its timestamps, the moments a record's
+    stats fields share); unhashable ones (JSON objects and lists) are converted each time.
     """
     done: dict[tuple[type, Any], Any] = {}
     out = []
@@ -160,12 +149,11 @@ def insert_many(
     order = list(compiled.positiontup or ())
     # Values the driver cannot take as they are: DateTime as SQLAlchemy's stored text
     # (converted here, faster), anything else (JSON) through the type's own processor.
-    moments: list[int] = []
     processors: list[tuple[int, Callable[[Any], Any]]] = []
     for i, name in enumerate(order):
         column_type = table.c[name].type
         if isinstance(column_type, DateTime):
-            moments.append(i)
+            processors.append((i, _sqlite_moment))
             continue
         processor = column_type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
         if processor is not None:
@@ -176,11 +164,9 @@ def insert_many(
         params_list = [(getter(row),) for row in rows]
     else:
         params_list = [getter(row) for row in rows]
-    if moments or processors:
+    if processors:
         # Column by column: each column's values go through one converter in one loop.
         values_of = list(zip(*params_list, strict=True))
-        for i in moments:
-            values_of[i] = _moment_texts(values_of[i])
         for i, processor in processors:
             values_of[i] = _processed(values_of[i], processor)
         params_list = list(zip(*values_of, strict=True))
