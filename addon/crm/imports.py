@@ -202,7 +202,7 @@ _AUDIT_ROWS = _Rows(
 
 def _insert_records(session: Session, rows: list[tuple[Any, ...]]) -> list[int]:
     """Insert records (each row _RECORD_ROWS's columns but the id); their ids in row order."""
-    if session.get_bind().dialect.name == "sqlite":
+    if not is_postgresql(session):
         # SQLite gives a new row the largest rowid so far plus one, and this transaction
         # holds the database's only write lock (its audit entry is written), so naming
         # those ids stores exactly what a RETURNING insert would, through the driver's

@@ -57,6 +57,7 @@ from addon.crm.models import (
 )
 from addon.crm.records import find_member_id
 from addon.crm.workspaces import folder_fields
+from addon.ledger.sql import is_postgresql
 
 # Record columns every folder has, usable like fields.
 BUILTIN_FIELDS = {
@@ -599,7 +600,7 @@ def count_view_capped(
 
 def _id_among(session: Session, ids: Sequence[int]) -> ColumnElement[bool]:
     """records.id is one of these (up to COUNT_CAP + 1 of them)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         # One array parameter: ten thousand separate ones cost more to bind and plan
         # than the page costs to read.
         return Record.id == any_(bindparam("within_ids", list(ids), type_=ARRAY(Integer)))
@@ -616,7 +617,7 @@ def _serial_plans(session: Session) -> Iterator[None]:
     contains" page read 6,000 records in 3 processes (118 ms) where one walk reads 600
     (18 ms). The setting is local to the transaction and put back after the block.
     """
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgresql(session):
         yield
         return
     session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
