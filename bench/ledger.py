@@ -3,16 +3,16 @@
 Measured on a workspace of N contacts (default 100,000), N/10 companies and N/20 deals,
 bulk-seeded with Core executemany batches holding what save_record writes for matching
 (records, record_emails, record_domains, record_relations, the deals' stage values), and
-10 email stats fields on Contacts (so ingest also keeps field values up to date):
+the 10 email stats fields on Contacts (read from record_stats, as every stats field is):
 
 1. ingest: `record_messages` of M messages (default 100,000) as LedgerInput (header
    text, as the sidebar, mail merge and sync hand them over): parsing, conversations,
-   idempotent inserts, automatic linking, incremental stats and stats fields, committed
-   every 5,000 messages;
+   idempotent inserts, automatic linking and incremental stats, committed every 5,000
+   messages;
 2. recompute: `recompute_stats` over the workspace, once verifying (nothing to change)
-   and once rebuilding after the stats rows and fields were deleted;
+   and once rebuilding after the stats rows were deleted;
 3. raw: every row the ingest wrote (conversations, messages, participants, thread maps,
-   thread links, record_stats and the stats fields' field_values), copied out with their
+   thread links and record_stats), copied out with their
    ids and inserted with Core executemany batches of 10,000 rows into a fresh,
    identically seeded database, each table timed (the commit counts for both figures).
    The target is judged against the three ledger tables (conversations, messages,
@@ -120,7 +120,7 @@ class Message:
     participants: list[tuple[str, str]] = field(default_factory=list)
 
 
-def seed(engine: Engine, contacts: int, rng: random.Random, stats_fields: bool = True) -> Seeded:
+def seed(engine: Engine, contacts: int, rng: random.Random) -> Seeded:
     """Workspace, members, companies, contacts and deals (Core batches)."""
     with Session(engine) as session:
         members = [
@@ -136,8 +136,7 @@ def seed(engine: Engine, contacts: int, rng: random.Random, stats_fields: bool =
             (f.folder_id, f.key): (f.id, dict(f.options))
             for f in session.scalars(select(FieldDef).where(FieldDef.workspace_id == ws))
         }
-        if stats_fields:
-            ensure_stats_fields(session, session.get(Folder, folders["contacts"]))  # type: ignore[arg-type]
+        ensure_stats_fields(session, session.get(Folder, folders["contacts"]))  # type: ignore[arg-type]
         session.commit()
         member_ids = [m.id for m in members]
     n_companies, n_deals = max(1, contacts // 10), max(1, contacts // 20)
@@ -329,25 +328,18 @@ LEDGER_ROWS = ("ledger_conversations", "ledger_messages", "ledger_participants")
 
 
 def written_rows(engine: Engine) -> dict[Table, list[dict[str, Any]]]:
-    """Every row ingest wrote (the seeded database has none of these), ids included.
-
-    The stats fields' values are the field_values rows of fields of type "stats" (seeding
-    writes none: no record has stats before the ingest).
-    """
+    """Every row ingest wrote (the seeded database has none of these), ids included."""
     tables: dict[Table, list[dict[str, Any]]] = {}
-    stats_ids = select(FieldDef.id).where(FieldDef.type == "stats")
     with engine.connect() as conn:
-        for model in (*WRITTEN, FieldValue):
+        for model in WRITTEN:
             table = cast(Table, model.__table__)
             query = select(table).order_by(*table.primary_key.columns)
-            if model is FieldValue:
-                query = query.where(table.c.field_id.in_(stats_ids))
             tables[table] = [dict(row._mapping) for row in conn.execute(query)]
     return tables
 
 
 def fresh_database(
-    url: str, force: bool, contacts: int, seed_value: int, stats_fields: bool = True
+    url: str, force: bool, contacts: int, seed_value: int
 ) -> tuple[Engine, Seeded, float]:
     """An empty, migrated, seeded database; the seconds seeding took."""
     reset_database(url, force)
@@ -355,7 +347,7 @@ def fresh_database(
     with engine.begin() as conn:
         upgrade(url, conn)
     start = time.perf_counter()
-    seeded = seed(engine, contacts, random.Random(seed_value), stats_fields)
+    seeded = seed(engine, contacts, random.Random(seed_value))
     return engine, seeded, time.perf_counter() - start
 
 
@@ -368,16 +360,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--force", action="store_true", help="wipe a database not named *bench*")
     parser.add_argument("--profile", action="store_true", help="profile the ingest")
-    parser.add_argument(
-        "--no-fields", action="store_true", help="no email stats fields on Contacts"
-    )
     args = parser.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="ledger-bench-")
     url = args.database_url or f"sqlite:///{tmp}/ledger.sqlite3"
 
-    engine, seeded, seconds = fresh_database(
-        url, args.force, args.contacts, args.seed, not args.no_fields
-    )
+    engine, seeded, seconds = fresh_database(url, args.force, args.contacts, args.seed)
     messages = generate(seeded, args.messages, random.Random(args.seed + 1))
     by_member = inputs_of(messages)
     print(f"backend {engine.dialect.name}; seeded {args.contacts:,} contacts in {seconds:.1f} s")
@@ -429,11 +416,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         session.commit()
         verify_seconds = time.perf_counter() - start
         session.execute(delete(RecordStats))
-        session.execute(
-            delete(FieldValue).where(
-                FieldValue.field_id.in_(select(FieldDef.id).where(FieldDef.type == "stats"))
-            )
-        )
         session.commit()
         start = time.perf_counter()
         rebuilt = recompute_stats(session, ws)
@@ -444,9 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # The raw floor: every row ingest wrote, inserted with Core executemany into a fresh,
     # identically seeded database, each table timed.
-    engine, seeded, _seconds = fresh_database(
-        url, args.force, args.contacts, args.seed, not args.no_fields
-    )
+    engine, seeded, _seconds = fresh_database(url, args.force, args.contacts, args.seed)
     gc.collect()
     per_table: dict[str, tuple[float, float]] = {}
     start, cpu = time.perf_counter(), time.process_time()
@@ -486,9 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{'  of which the 3 ledger tables':<44}{ledger_seconds:>9.2f}{ledger_cpu:>8.2f}"
         f"{ledger_rate:>12,.0f}"
     )
-    label = "ingest (parse, link, stats, fields, commit)"
-    if args.no_fields:
-        label = "ingest (parse, link, stats, commit)"
+    label = "ingest (parse, link, stats, commit)"
     print(f"{label:<44}{ingest_seconds:>9.2f}{ingest_cpu:>8.2f}{ingest_rate:>12,.0f}")
     if analyze_seconds:
         print(f"{'(autovacuum stand-in ANALYZE, not counted)':<44}{analyze_seconds:>9.2f}")

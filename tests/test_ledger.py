@@ -19,7 +19,6 @@ from sqlalchemy.dialects.sqlite import DATETIME
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 from sqlalchemy.orm import Session
 
-from addon.crm.fields import field_type
 from addon.crm.models import Member, Record, ThreadLink, Workspace
 from addon.crm.workspaces import folders_by_key, resolve_member
 from addon.db import Base, make_engine
@@ -46,7 +45,6 @@ from addon.ledger.stats import (
     Stats,
     email_stats,
     recompute_stats,
-    stats_value_keys,
     stored_stats,
 )
 from tests.crmdata import Crm
@@ -512,12 +510,6 @@ def test_bulk_insert_writes_datetimes_as_sqlalchemy_does() -> None:
         datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
     ):
         assert sqlite_datetime(moment) == write(moment)
-
-
-@pytest.mark.parametrize("value", [0, 7, 12345, "2025-06-02T10:00:00Z", "1999-01-01T00:00:00Z"])
-def test_stats_fields_get_the_view_keys_of_their_field_type(value: object) -> None:
-    options = {"metric": "emails_sent"}
-    assert stats_value_keys(value, options) == field_type("stats").index_keys(value, options)
 
 
 def test_batches_of_any_size_give_the_same_ledger_and_stats(crm: Crm) -> None:

@@ -12,12 +12,21 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
+from addon.crm.exports import export_rows
 from addon.crm.fields import field_type
 from addon.crm.hygiene import merge_records
-from addon.crm.models import FieldValue, Member, Record
-from addon.crm.records import link_thread, load_values, save_record, unlink_thread
-from addon.crm.views import ViewError, count_view, list_view, parse_definition
+from addon.crm.models import FieldDef, FieldValue, Member, Record
+from addon.crm.records import (
+    every_value,
+    link_thread,
+    load_detail,
+    load_values,
+    save_record,
+    unlink_thread,
+)
+from addon.crm.views import ViewError, count_view, list_view, parse_definition, view_page
 from addon.crm.workspaces import folder_fields
 from addon.gmail.client import GmailError, MessageMeta
 from addon.ledger.models import RecordStats
@@ -29,8 +38,10 @@ from addon.ledger.stats import (
     email_stats,
     ensure_stats_fields,
     recompute_stats,
+    stats_field_values,
     stored_stats,
 )
+from addon.mailing.context import merge_values
 from tests.crmdata import Crm
 from tests.test_ledger import (
     ANN,
@@ -143,23 +154,16 @@ def test_adding_mail_to_an_unlinked_record_changes_nothing_until_linked(
 def test_stats_fields_follow_mail_recorded_out_of_order(
     crm: Crm, scenario: dict[str, Record]
 ) -> None:
-    """Ingest writes only the fields whose stored column moved, and they stay exact.
-
-    An older message moves the first email and the counts, never the last ones; a newer
-    one the last ones. Either way the fields equal what a rebuild projects.
-    """
+    """An older message moves the first email and the counts, never the last ones; a
+    newer one the last ones. Either way the fields equal what a rebuild gives."""
     contacts = crm.folders["contacts"]
     ensure_stats_fields(crm.db, contacts)
     ann = scenario["ann"]
-    by_key = {f.key: f.id for f in folder_fields(crm.db, contacts.id)}
+    defs = folder_fields(crm.db, contacts.id)
 
     def fields() -> dict[str, Any]:
-        values = dict(
-            crm.db.execute(
-                select(FieldValue.field_id, FieldValue.value).where(FieldValue.record_id == ann.id)
-            ).all()
-        )
-        return {key: values.get(fid) for key, fid in by_key.items() if key.startswith("email_")}
+        values = load_values(crm.db, ann, defs)
+        return {f.key: values.get(f.key) for f in defs if f.key.startswith("email_")}
 
     before = fields()
     assert before["email_first_email"] == "2025-06-02T10:00:00Z"
@@ -185,25 +189,25 @@ def test_stats_fields_show_in_views_sorts_and_cards(crm: Crm, scenario: dict[str
     assert [f.options["metric"] for f in added] == list(METRIC_LABELS)
     assert ensure_stats_fields(crm.db, contacts) == []
     ann, cy = scenario["ann"], scenario["cy"]
-    values = dict(
-        crm.db.execute(
-            select(FieldValue.field_id, FieldValue.value).where(FieldValue.record_id == ann.id)
-        ).all()
-    )
-    by_key = {f.key: f for f in folder_fields(crm.db, contacts.id)}
-    assert values[by_key["email_emails_sent"].id] == 1
-    assert values[by_key["email_last_contacted"].id] == "2025-06-03T10:00:00Z"
-    assert values[by_key["email_days_since_last_reply"].id] == "2025-06-02T10:00:00Z"
-    # New mail updates the fields incrementally.
-    ingest(crm, [mail("c7@globex.com", ANN, REP, day=20, thread="A", refs=["c1@globex.com"])])
-    fv = crm.db.execute(
-        select(FieldValue.value).where(
-            FieldValue.record_id == ann.id,
-            FieldValue.field_id == by_key["email_emails_received"].id,
-        )
-    ).scalar_one()
-    assert fv == 2
     fields = folder_fields(crm.db, contacts.id)
+    by_key = {f.key: f for f in fields}
+    values = load_values(crm.db, ann, fields)
+    assert values["email_emails_sent"] == 1
+    assert values["email_last_contacted"] == "2025-06-03T10:00:00Z"
+    assert values["email_days_since_last_reply"] == "2025-06-02T10:00:00Z"
+    # The record card shows them, read from the record's stats.
+    shown = load_detail(crm.db, ann).values
+    assert {k: v for k, v in shown.items() if k.startswith("email_")} == {
+        k: v for k, v in values.items() if k.startswith("email_")
+    }
+    # Stats fields store nothing of their own: record_stats is the one copy.
+    stored = crm.db.execute(
+        select(FieldValue.id).where(FieldValue.field_id.in_([f.id for f in added]))
+    ).all()
+    assert stored == []
+    # New mail moves them with the stats.
+    ingest(crm, [mail("c7@globex.com", ANN, REP, day=20, thread="A", refs=["c1@globex.com"])])
+    assert load_values(crm.db, ann, fields)["email_emails_received"] == 2
     today = date(2025, 6, 30)
 
     def matching(field: str, op: str, value: str) -> set[int]:
@@ -229,17 +233,87 @@ def test_stats_fields_show_in_views_sorts_and_cards(crm: Crm, scenario: dict[str
     quiet = crm.save("contacts", first_name="Quiet", emails="q@initech.io")
     order = [r.id for r in list_view(crm.db, contacts, by_days, today=today)]
     assert order == [cy.id, ann.id, quiet.id]  # most days first, no mail last
-    shown = field_type("stats").display_for(
-        values[by_key["email_days_since_last_contact"].id],
+    shown_days = field_type("stats").display_for(
+        values["email_days_since_last_contact"],
         options={**by_key["email_days_since_last_contact"].options, "_today": "2025-06-30"},
     )
-    assert shown == "27 days"
+    assert shown_days == "27 days"
     # The fields are computed: a form cannot set them.
     from addon.crm.records import ValidationError
 
     with pytest.raises(ValidationError) as refused:
         save_record(crm.db, crm.member, contacts, {"email_emails_sent": ["5"]}, ann)
     assert refused.value.errors == {"email_emails_sent": "is computed from email activity"}
+
+
+def test_stats_conditions_see_only_the_folders_records(
+    crm: Crm, scenario: dict[str, Record]
+) -> None:
+    """Stats conditions read record_stats, which holds every folder's rows (Globex and the
+    deal have stats too): a view still counts, lists and unites only its own records, and
+    records without email activity are the empty ones."""
+    contacts = crm.folders["contacts"]
+    ensure_stats_fields(crm.db, contacts)
+    ann, cy = scenario["ann"], scenario["cy"]
+    quiet = crm.save("contacts", first_name="Quiet", emails="q@initech.io")
+    assert stored_stats(crm.db, crm.member.workspace_id).keys() >= {
+        scenario["globex"].id,
+        scenario["pilot"].id,
+    }
+    fields = folder_fields(crm.db, contacts.id)
+    today = date(2025, 6, 30)
+
+    def matching(conditions: list[dict[str, str]], match: str = "all") -> list[int]:
+        definition = parse_definition(fields, {"conditions": conditions, "match": match})
+        found = [r.id for r in list_view(crm.db, contacts, definition, today=today)]
+        assert count_view(crm.db, contacts, definition, today=today) == len(found)
+        page = view_page(crm.db, contacts, definition, today=today)
+        assert sorted(r.id for r in page.records) == sorted(found)
+        return sorted(found)
+
+    threads = {"field": "email_threads", "op": "gt", "value": "0"}
+    assert matching([threads]) == sorted([ann.id, cy.id])
+    named = {"field": "first_name", "op": "equals", "value": "Quiet"}
+    assert matching([threads, named], "any") == sorted([ann.id, cy.id, quiet.id])
+    assert matching([{"field": "email_last_sent", "op": "is_empty"}]) == [quiet.id]
+    assert matching([{"field": "email_threads", "op": "not_equals", "value": "2"}]) == sorted(
+        [ann.id, quiet.id]
+    )
+    assert matching([{"field": "email_emails_sent", "op": "in_list", "value": "1, 2"}]) == sorted(
+        [ann.id, cy.id]
+    )
+    with pytest.raises(ViewError, match="is not a number"):
+        matching([{"field": "email_threads", "op": "gt", "value": "many"}])
+    # Sorted by a stats field both ways: records without a value last either way.
+    for desc in (False, True):
+        sort = {"field": "email_last_contacted", "desc": desc}
+        by_last = parse_definition(fields, {"sort": sort})
+        order = [r.id for r in list_view(crm.db, contacts, by_last, today=today)]
+        assert order[-1] == quiet.id and set(order) == {ann.id, cy.id, quiet.id}
+        pages = [
+            r.id
+            for number in range(3)
+            for r in list_view(crm.db, contacts, by_last, page=number, page_size=1, today=today)
+        ]
+        assert pages == order
+
+
+def test_stats_fields_reach_exports_merge_fields_and_record_snapshots(
+    crm: Crm, scenario: dict[str, Record]
+) -> None:
+    """Every reader of field values gets the stats fields from record_stats."""
+    contacts, companies = crm.folders["contacts"], crm.folders["companies"]
+    ensure_stats_fields(crm.db, contacts, ["emails_sent", "last_contacted"])
+    ensure_stats_fields(crm.db, companies, ["threads"])
+    ann, cy, globex = scenario["ann"], scenario["cy"], scenario["globex"]
+    table = export_rows(crm.db, None, contacts)
+    rows = {row[table.header.index("First name")]: row for row in table.rows}
+    assert rows["Ann"][table.header.index("Emails sent")] == "1"
+    assert rows["Ann"][table.header.index("Last contacted")] == "2025-06-03T10:00:00Z"
+    merged = merge_values(crm.db, crm.member.workspace_id, [ann.id, cy.id], crm.member, clock=clock)
+    assert merged[ann.id]["email_emails_sent"] == "1"
+    assert merged[ann.id]["company.email_threads"] == str(stats_of(crm, globex).threads)
+    assert every_value(crm.db, ann)["email_emails_sent"] == 1
 
 
 def test_recompute_command_repairs_and_reports(
@@ -356,6 +430,13 @@ def world_records(crm: Crm) -> dict[str, Record]:
     }
     ensure_stats_fields(crm.db, crm.folders["contacts"], ["emails_sent", "last_contacted"])
     return {"ann": ann, "bob": bob, "cy": cy, "globex": globex, "initech": initech, **deals}
+
+
+def stats_fields_of(db: Session, workspace_id: int) -> dict[int, dict[int, Any]]:
+    """The stats fields' values of every record of the workspace, as cards show them."""
+    fields = db.execute(select(FieldDef).where(FieldDef.workspace_id == workspace_id)).scalars()
+    records = db.execute(select(Record.id).where(Record.workspace_id == workspace_id)).scalars()
+    return stats_field_values(db, list(fields), list(records))
 
 
 def _root(specs: list[Spec], index: int) -> int:
@@ -475,19 +556,10 @@ def test_incremental_stats_always_equal_a_rebuild(
                     merge_records(db, crm.member, alive[survivor], [alive.pop(other)])
             db.flush()
         incremental = stored_stats(db, workspace_id)
-        fields_before = db.execute(
-            select(FieldValue.record_id, FieldValue.field_id, FieldValue.value).order_by(
-                FieldValue.record_id, FieldValue.field_id
-            )
-        ).all()
+        fields_before = stats_fields_of(db, workspace_id)
         assert recompute_stats(db, workspace_id) == 0
         assert stored_stats(db, workspace_id) == incremental
-        fields_after = db.execute(
-            select(FieldValue.record_id, FieldValue.field_id, FieldValue.value).order_by(
-                FieldValue.record_id, FieldValue.field_id
-            )
-        ).all()
-        assert fields_after == fields_before
+        assert stats_fields_of(db, workspace_id) == fields_before
         # Every message from both mailboxes: still equal, and recording it all again is a no-op.
         for who in MEMBERS:
             ingest(crm, [_input(specs, i, who) for i in range(len(specs))], members[who])

@@ -38,7 +38,7 @@ from addon.crm.models import (
     Workspace,
     utcnow,
 )
-from addon.crm.records import reindex_record, write_value
+from addon.crm.records import every_value, reindex_record, write_value
 from addon.gmail.addresses import canonical_email
 from addon.ledger.models import LedgerMessage, LedgerParticipant
 from addon.ledger.stats import refresh_record_stats
@@ -140,18 +140,7 @@ def _when(value: datetime | None) -> str | None:
 
 
 def _record_export(session: Session, record: Record, authors: dict[int, str]) -> dict[str, Any]:
-    fields = {
-        f.id: f.key
-        for f in session.execute(
-            select(FieldDef).where(FieldDef.folder_id == record.folder_id)
-        ).scalars()
-    }
-    values = {
-        fields.get(fid, str(fid)): value
-        for fid, value in session.execute(
-            select(FieldValue.field_id, FieldValue.value).where(FieldValue.record_id == record.id)
-        )
-    }
+    values = every_value(session, record)
     notes = session.execute(
         select(Note).where(Note.record_id == record.id).order_by(Note.created_at, Note.id)
     ).scalars()

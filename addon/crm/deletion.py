@@ -6,7 +6,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from addon.crm.audit import record_audit
-from addon.crm.models import FieldDef, FieldValue, Member, Note, Record, ThreadLink
+from addon.crm.models import Member, Note, Record, ThreadLink
+from addon.crm.records import every_value
 
 
 def deletion_counts(session: Session, record: Record) -> tuple[int, int]:
@@ -24,17 +25,7 @@ def delete_record(session: Session, member: Member, record: Record) -> None:
     """Delete a record with its values, notes and links; the audit entry keeps the values."""
     if record.workspace_id != member.workspace_id:
         raise ValueError("the record is not in the member's workspace")
-    keys = dict(
-        session.execute(
-            select(FieldDef.id, FieldDef.key).where(FieldDef.folder_id == record.folder_id)
-        ).all()
-    )
-    values = {
-        keys.get(field_id, str(field_id)): value
-        for field_id, value in session.execute(
-            select(FieldValue.field_id, FieldValue.value).where(FieldValue.record_id == record.id)
-        ).all()
-    }
+    values = every_value(session, record)
     notes, links = deletion_counts(session, record)
     record_audit(
         session,

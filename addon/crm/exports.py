@@ -33,6 +33,7 @@ from addon.crm.models import (
 )
 from addon.crm.views import count_view, list_view, load_definition
 from addon.crm.workspaces import folder_fields
+from addon.ledger.stats import stats_field_values
 
 PAGE_SIZE = 1000
 
@@ -145,6 +146,8 @@ def _rows(
             )
         ):
             values[(record_id, field_id)] = value
+        for record_id, stats in stats_field_values(session, fields, ids).items():
+            values.update(((record_id, field_id), value) for field_id, value in stats.items())
         links: dict[tuple[int, int], list[str]] = {}
         for record_id, field_id, title in session.execute(
             select(RecordRelation.from_record_id, RecordRelation.field_id, Record.title)

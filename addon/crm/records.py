@@ -51,7 +51,9 @@ from addon.ledger.linking import (
     manual_link_added,
     unlink_manually,
 )
+from addon.ledger.models import RecordStats
 from addon.ledger.relink import emails_changed
+from addon.ledger.stats import STATS_COLUMNS, stats_field_value, stats_field_values, stats_of_row
 
 FormData = Mapping[str, list[str]]
 # The member field Record.owner_member_id mirrors (see Record).
@@ -658,14 +660,32 @@ def _sync_index(
 
 
 def load_values(session: Session, record: Record | None, fields: list[FieldDef]) -> dict[str, Any]:
-    """Stored values of a record keyed by field key (link fields excluded)."""
+    """Values of a record keyed by field key (link fields excluded; stats fields read
+    from the record's email stats)."""
     if record is None:
         return {}
     by_id = {f.id: f.key for f in fields}
     rows = session.execute(
         select(FieldValue.field_id, FieldValue.value).where(FieldValue.record_id == record.id)
     )
-    return {by_id[fid]: value for fid, value in rows if fid in by_id}
+    values = {by_id[fid]: value for fid, value in rows if fid in by_id}
+    stats = stats_field_values(session, fields, [record.id]).get(record.id, {})
+    values.update((by_id[fid], value) for fid, value in stats.items())
+    return values
+
+
+def every_value(session: Session, record: Record) -> dict[str, Any]:
+    """Every value of a record by field key, inactive fields and stats fields included
+    (the values of a field no longer defined are keyed by its id)."""
+    fields = list(
+        session.execute(select(FieldDef).where(FieldDef.folder_id == record.folder_id)).scalars()
+    )
+    keys = {f.id: f.key for f in fields}
+    stored = session.execute(
+        select(FieldValue.field_id, FieldValue.value).where(FieldValue.record_id == record.id)
+    ).all()
+    stats = stats_field_values(session, fields, [record.id]).get(record.id, {})
+    return {keys.get(fid, str(fid)): value for fid, value in [*stored, *stats.items()]}
 
 
 # Statements of the hot read paths (contextual trigger, record card) are built once:
@@ -677,15 +697,14 @@ SUMMARY_FIELDS = ("job_title", "company", "phones", "emails", "lifecycle_stage",
 SUMMARY_STATS_FIELDS = ("email_last_contacted", "email_days_since_last_reply", "email_threads")
 
 
-def _detail_statement(
-    summary: bool = False,
-) -> Select[FieldDef, Any, Record | None, Member | None]:
+def _detail_statement(summary: bool = False) -> Select[Any]:
     # One row per field (per link target for link fields), with the stored value, the
-    # linked record and, for user fields, the member: a record's summary in one statement.
+    # linked record, for user fields the member and for stats fields the record's email
+    # stats: a record's summary in one statement.
     target, relation = aliased(Record), aliased(RecordRelation)
     keys = FieldDef.key.in_(SUMMARY_FIELDS + SUMMARY_STATS_FIELDS) if summary else true()
     return (
-        select(FieldDef, FieldValue.value, target, Member)
+        select(FieldDef, FieldValue.value, target, Member, *STATS_COLUMNS)
         .outerjoin(
             FieldValue,
             and_(
@@ -701,6 +720,10 @@ def _detail_statement(
             ),
         )
         .outerjoin(target, target.id == relation.to_record_id)
+        .outerjoin(
+            RecordStats,
+            and_(FieldDef.type == "stats", RecordStats.record_id == bindparam("record_id")),
+        )
         .outerjoin(
             Member,
             and_(
@@ -739,7 +762,7 @@ def load_summary(session: Session, record: Record) -> RecordDetail:
 def _load_detail(
     session: Session,
     record: Record,
-    statement: Select[FieldDef, Any, Record | None, Member | None],
+    statement: Select[Any],
     *,
     full: bool,
 ) -> RecordDetail:
@@ -748,9 +771,11 @@ def _load_detail(
     links: dict[str, list[Record]] = {}
     members: dict[int, Member] = {}
     params = {"record_id": record.id, "folder_id": record.folder_id}
-    for fdef, value, target, user in session.execute(statement, params):
+    for fdef, value, target, user, *stats in session.execute(statement, params):
         if not fields or fields[-1].id != fdef.id:
             fields.append(fdef)
+        if fdef.type == "stats":
+            value = stats_field_value(fdef, stats_of_row(stats))
         if fdef.type == "link":
             targets = links.setdefault(fdef.key, [])
             if target is not None:

@@ -38,6 +38,8 @@ from addon.crm.fieldtypes_base import clean_line
 from addon.crm.models import FieldDef, FieldValue, Folder, Member, Record, RecordRelation
 from addon.crm.records import RecordNotFound, compute_formula, reindex_record, runtime_options
 from addon.crm.workspaces import folders_by_key
+from addon.ledger.models import RecordStats
+from addon.ledger.stats import METRIC_COLUMNS
 
 MAX_ACTIVE_FOLDERS = 30
 MAX_FIELDS_PER_FOLDER = 100
@@ -167,6 +169,15 @@ def value_count(session: Session, fdef: FieldDef) -> int:
     if fdef.type == "link":
         query = select(func.count(func.distinct(RecordRelation.from_record_id))).where(
             RecordRelation.field_id == fdef.id
+        )
+    elif fdef.type == "stats":
+        # Read from the records' email stats (stats fields store no values).
+        column = METRIC_COLUMNS[str(fdef.options.get("metric"))]
+        query = (
+            select(func.count())
+            .select_from(RecordStats)
+            .join(Record, Record.id == RecordStats.record_id)
+            .where(Record.folder_id == fdef.folder_id, column.is_not(None))
         )
     else:
         query = select(func.count()).select_from(FieldValue).where(FieldValue.field_id == fdef.id)

@@ -57,7 +57,9 @@ from addon.crm.models import (
 )
 from addon.crm.records import find_member_id
 from addon.crm.workspaces import folder_fields
+from addon.ledger.models import RecordStats
 from addon.ledger.sql import is_postgresql
+from addon.ledger.stats import METRIC_COLUMNS
 
 # Record columns every folder has, usable like fields.
 BUILTIN_FIELDS = {
@@ -234,6 +236,9 @@ class _Test:
     id_column: Any = None
     negated: bool = False
     on_record: ColumnElement[bool] | None = None
+    # The rows belong to the folder's records only (a field's values or links); record_stats
+    # rows are the whole workspace's.
+    scoped: bool = True
 
     @property
     def drives(self) -> bool:
@@ -266,7 +271,7 @@ class _Test:
 
     def record_ids(self, scope: ColumnElement[bool]) -> Select[Any]:
         """The ids of the records of the scope that pass, for a union of conditions."""
-        if self.rows is not None and not self.negated:
+        if self.rows is not None and not self.negated and self.scoped:
             return self.rows
         return select(Record.id).where(scope, self.holds(Record.id))
 
@@ -367,6 +372,8 @@ def _condition_clause(
 
     fdef = by_key[key]
     kind = _kind(fdef, key)
+    if fdef.type == "stats":
+        return _stats_clause(workspace_id, fdef, kind, op, raw, today)
     if op == "is_empty" or op == "is_not_empty":
         present = _links_test if fdef.type == "link" else _values_test
         return present(fdef, negated=op == "is_empty")
@@ -394,8 +401,6 @@ def _condition_clause(
             fdef, _date_test(FieldValue.text_key, op, raw, fdef.label, as_text=True, today=today)
         )
 
-    if kind == "days_since":
-        return _days_since_clause(fdef, op, raw, today)
     numeric = kind in _NUMERIC_TYPES or kind == "number"
     if op in ("contains", "not_contains"):
         pattern = f"%{_like_escape(_text_key(raw))}%"
@@ -412,7 +417,7 @@ def _condition_clause(
     for part in parts:
         text_key: str | None
         num_key: float | None
-        if fdef.type in ("stats", "formula"):
+        if fdef.type == "formula":
             try:
                 number = float(part.replace(",", "."))
             except ValueError:
@@ -444,23 +449,57 @@ def _condition_clause(
     return _values_test(fdef, or_(*tests), negated=op == "not_equals")
 
 
-def _days_since_clause(fdef: FieldDef, op: str, raw: str, today: date) -> _Test:
-    # A "days since" stats field stores the moment it counts from (ISO text), so "more
-    # than N days" is a date bound computed from today and the stored value never goes stale.
+def _stats_clause(
+    workspace_id: int, fdef: FieldDef, kind: str, op: str, raw: str, today: date
+) -> _Test:
+    """A condition on a stats field, tested on its record_stats column (stats fields store
+    no values of their own; a record without email activity has no row, so no value)."""
+    column = METRIC_COLUMNS[str(fdef.options.get("metric"))]
+
+    def rows(*tests: ColumnElement[bool], negated: bool = False) -> _Test:
+        found = select(RecordStats.record_id).where(
+            RecordStats.workspace_id == workspace_id, column.is_not(None), *tests
+        )
+        return _Test(found, RecordStats.record_id, negated, scoped=False)
+
+    if op in _NO_VALUE:
+        return rows(negated=op == "is_empty")
+    if kind == "builtin_datetime":
+        return rows(_date_test(column, op, raw, fdef.label, as_text=False, today=today))
+    parts = [p.strip() for p in (raw.split(",") if op == "in_list" else [raw]) if p.strip()]
     tests: list[ColumnElement[bool]] = []
-    for part in [p for p in (raw.split(",") if op == "in_list" else [raw]) if p.strip()]:
+    if kind == "days_since":
+        # "More than N days since" a moment is a moment before a bound computed from
+        # today, so the stored moment never goes stale.
+        for part in parts:
+            try:
+                day = today - timedelta(days=int(part))
+            except (ValueError, OverflowError):
+                raise ViewError(f"“{fdef.label}”: “{part}” is not a whole number of days") from None
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            end = start + timedelta(days=1)
+            if op == "gt":
+                tests.append(column < start)
+            elif op == "lt":
+                tests.append(column >= end)
+            else:
+                tests.append(and_(column >= start, column < end))
+        return rows(or_(*tests), negated=op == "not_equals")
+    same: list[float] = []
+    for part in parts:
         try:
-            day = today - timedelta(days=int(part.strip()))
-        except (ValueError, OverflowError):
-            raise ViewError(f"“{fdef.label}”: “{part}” is not a whole number of days") from None
-        start, end = day.isoformat(), (day + timedelta(days=1)).isoformat()
+            number = float(part.replace(",", "."))
+        except ValueError:
+            raise ViewError(f"“{fdef.label}”: “{part}” is not a number") from None
         if op == "gt":
-            tests.append(FieldValue.text_key < start)
+            tests.append(column > number)
         elif op == "lt":
-            tests.append(FieldValue.text_key >= end)
+            tests.append(column < number)
         else:
-            tests.append(and_(FieldValue.text_key >= start, FieldValue.text_key < end))
-    return _values_test(fdef, or_(*tests), negated=op == "not_equals")
+            same.append(number)
+    if same:
+        tests.append(column.in_(same))
+    return rows(or_(*tests), negated=op == "not_equals")
 
 
 def _builtin_text_clause(op: str, raw: str) -> ColumnElement[bool]:
@@ -727,18 +766,47 @@ def _list_by_field(
     # what it shows) and the empty ones, by id, only once the valued ones run out.
     kind = _kind(fdef, fdef.key)
     numeric = kind in _NUMERIC_TYPES or kind == "number"
-    sort_value = aliased(FieldValue)
-    column: Any = sort_value.num_key if numeric else sort_value.text_key
     # More days since a moment is an earlier moment: the stored one sorts reversed.
     descending = desc != (kind == "days_since")
-    valued = query.join(
-        sort_value,
-        and_(
-            sort_value.record_id == Record.id,
-            sort_value.field_id == fdef.id,
+    has_value: ColumnElement[bool]
+    if fdef.type == "stats":
+        # Read from the record's email stats (indexed by workspace for the common moments).
+        stats = aliased(RecordStats)
+        metric = METRIC_COLUMNS[str(fdef.options.get("metric"))]
+        column: Any = getattr(stats, metric.key)
+        on = and_(
+            stats.record_id == Record.id,
+            stats.workspace_id == fdef.workspace_id,
             column.is_not(None),
-        ),
-    )
+        )
+        valued = query.join(stats, on)
+        has_value = (
+            select(RecordStats.record_id)
+            .where(RecordStats.record_id == Record.id, metric.is_not(None))
+            .correlate_except(RecordStats)
+            .exists()
+        )
+    else:
+        sort_value = aliased(FieldValue)
+        column = sort_value.num_key if numeric else sort_value.text_key
+        valued = query.join(
+            sort_value,
+            and_(
+                sort_value.record_id == Record.id,
+                sort_value.field_id == fdef.id,
+                column.is_not(None),
+            ),
+        )
+        has_value = (
+            select(FieldValue.id)
+            .where(
+                FieldValue.record_id == Record.id,
+                FieldValue.field_id == fdef.id,
+                (FieldValue.num_key if numeric else FieldValue.text_key).is_not(None),
+            )
+            .correlate_except(FieldValue)
+            .exists()
+        )
     ordered = valued.order_by(column.desc() if descending else column.asc(), Record.id)
     found = list(session.execute(ordered.limit(size).offset(offset)).scalars())
     if len(found) == size:
@@ -750,16 +818,6 @@ def _list_by_field(
             valued.with_only_columns(Record.id).subquery()
         )
         skip = offset - int(session.execute(valued_count).scalar_one())
-    has_value = (
-        select(FieldValue.id)
-        .where(
-            FieldValue.record_id == Record.id,
-            FieldValue.field_id == fdef.id,
-            (FieldValue.num_key if numeric else FieldValue.text_key).is_not(None),
-        )
-        .correlate_except(FieldValue)
-        .exists()
-    )
     empty = (
         query.where(~has_value).order_by(Record.id).limit(size - len(found)).offset(max(0, skip))
     )

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from addon.crm.models import FieldDef, Member, Record, RecordEmail, ThreadLink
+from addon.crm.models import Member, Record, RecordEmail, ThreadLink
 from addon.ledger.linking import WorkspaceShape, attach_threads, lock_conversations, plan_links
 from addon.ledger.models import (
     Conversation,
@@ -35,8 +35,6 @@ from addon.ledger.stats import (
     Stats,
     apply_deltas,
     link_stats,
-    project_fields,
-    stats_fields,
     system_clock,
 )
 
@@ -115,7 +113,6 @@ class _Context:
     workspace_id: int
     policy: LinkPolicy
     shape: WorkspaceShape
-    stats_fields: dict[int, list[FieldDef]]
     now: datetime
 
 
@@ -143,7 +140,6 @@ def record_messages(
         workspace_id=workspace.id,
         policy=LinkPolicy.for_workspace(session, workspace),
         shape=WorkspaceShape.load(session, workspace.id),
-        stats_fields=stats_fields(session, workspace.id),
         now=clock(),
     )
     session.flush()
@@ -427,4 +423,3 @@ def _add_stats(
             deltas.setdefault(record_id, Stats()).add(stats)
     deltas = {rid: d for rid, d in deltas.items() if d != Stats()}
     apply_deltas(session, ws, deltas)
-    project_fields(session, ws, deltas, ctx.stats_fields, changed=deltas)

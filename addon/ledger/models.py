@@ -117,13 +117,17 @@ class LinkSuppression(Base):
 class RecordStats(Base):
     """Email stats of one record, derived from the ledger and its thread links.
 
-    The source of truth of the stats fields: views filter and sort on the field values
-    projected from this row (addon.ledger.stats.project_fields); "days since" values are
-    derived from the stored dates when read.
+    The one copy of the stats fields' values: cards, exports and merge templates read
+    them from here, and views filter and sort on these columns (the two moments "days
+    since" counts from are indexed); "days since" values are derived when read.
     """
 
     __tablename__ = "record_stats"
-    __table_args__ = (Index("ix_record_stats_workspace", "workspace_id"),)
+    __table_args__ = (
+        Index("ix_record_stats_workspace", "workspace_id"),
+        Index("ix_record_stats_last_contacted", "workspace_id", "last_contacted"),
+        Index("ix_record_stats_last_received", "workspace_id", "last_received"),
+    )
 
     record_id: Mapped[int] = mapped_column(
         ForeignKey("records.id", ondelete="CASCADE"), primary_key=True, autoincrement=False

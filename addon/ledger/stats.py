@@ -13,19 +13,19 @@ What counts (one rule, `message_counts`, shared by the incremental and the recom
 - days since last contact / last reply: today minus last contacted / last received, in
   whole UTC days, computed when read (never stored as a number that goes stale).
 
-Storage: `record_stats` is the source of truth (one row per record with at least one
-attached thread link). Folders that have fields of the read-only type "stats" (option
-`metric`) get the values projected into `field_values`, so saved views filter and sort on
-them through the same indexes as every other field, merge templates and CSV export read
-them by key, and cards show them; a "days since" field stores its reference date. Ingest
-adds deltas in SQL (increments and later-of/earlier-of), so concurrent writers never lose
-an update; link, unlink and merge refresh the touched records from the ledger with the
-same code `recompute_stats` runs, which must (and, by test, does) give the same numbers.
+Storage: `record_stats` is the one copy (one row per record with at least one attached
+thread link). Fields of the read-only type "stats" (option `metric`) store nothing: cards,
+CSV export, merge templates and formulas read their values from it (`stats_field_values`,
+`stats_field_value`), and saved views filter and sort on its columns (`METRIC_COLUMNS`); a
+"days since" field reads the moment it counts from, so it never goes stale. Ingest adds
+deltas in SQL (increments and later-of/earlier-of), so concurrent writers never lose an
+update; link, unlink and merge refresh the touched records from the ledger with the same
+code `recompute_stats` runs, which must (and, by test, does) give the same numbers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -33,9 +33,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, case, delete, or_, select, union
 from sqlalchemy.orm import Session
 
-from addon.crm.fields import field_type, validate_options
+from addon.crm.fields import validate_options
 from addon.crm.fieldtypes_base import utc_iso
-from addon.crm.models import FieldDef, FieldValue, Folder, Record, RecordEmail, ThreadLink
+from addon.crm.models import FieldDef, Folder, Record, RecordEmail, ThreadLink
 from addon.ledger.models import (
     RECEIVED,
     SENT,
@@ -148,6 +148,29 @@ class Stats:
             "last_received": self.last_received,
             "last_contacted": self.last_contacted,
         }
+
+
+# The record_stats columns a Stats is read from, in the order of its fields.
+STATS_COLUMNS = (
+    RecordStats.emails_sent,
+    RecordStats.emails_received,
+    RecordStats.threads,
+    RecordStats.first_email,
+    RecordStats.last_email,
+    RecordStats.last_sent,
+    RecordStats.last_received,
+)
+# The column each metric is read from ("days since" ones count from a stored moment).
+METRIC_COLUMNS = {
+    metric: getattr(RecordStats, DAYS_SINCE.get(metric, metric)) for metric in METRIC_LABELS
+}
+
+
+def stats_of_row(values: Sequence[Any]) -> Stats | None:
+    """The Stats of a row's STATS_COLUMNS values; None when the record has no stats row."""
+    if values[0] is None:
+        return None
+    return Stats(values[0], values[1], values[2], *(_utc(m) for m in values[3:7]))
 
 
 # ------------------------------------------------------------------ computing from the ledger
@@ -288,16 +311,7 @@ def apply_deltas(session: Session, workspace_id: int, deltas: Mapping[int, Stats
     insert_many(session, RecordStats, rows, upsert, columns=_DELTA_COLUMNS)
 
 
-_STORED = select(
-    RecordStats.record_id,
-    RecordStats.emails_sent,
-    RecordStats.emails_received,
-    RecordStats.threads,
-    RecordStats.first_email,
-    RecordStats.last_email,
-    RecordStats.last_sent,
-    RecordStats.last_received,
-).where(RecordStats.record_id.in_(IN_VALUES))
+_STORED = select(RecordStats.record_id, *STATS_COLUMNS).where(RecordStats.record_id.in_(IN_VALUES))
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -306,10 +320,12 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 def _stored(session: Session, record_ids: Iterable[int]) -> dict[int, Stats]:
     """The stored stats of these records (those that have a row)."""
-    return {
-        row[0]: Stats(row[1], row[2], row[3], *(_utc(m) for m in row[4:]))
-        for row in rows_in(session, _STORED, record_ids)
-    }
+    found: dict[int, Stats] = {}
+    for record_id, *columns in rows_in(session, _STORED, record_ids):
+        stats = stats_of_row(columns)
+        if stats is not None:
+            found[record_id] = stats
+    return found
 
 
 def _write_stats(
@@ -380,7 +396,6 @@ def recompute_stats(
         )
         computed = link_stats(session, workspace_id, wanted)
         changed += _write_stats(session, workspace_id, chunk, computed)
-        project_fields(session, workspace_id, chunk)
         if progress is not None:
             progress(len(chunk))
     return changed
@@ -390,7 +405,7 @@ def recompute_stats(
 
 
 def metric_value(stats: Stats | None, metric: str) -> Any:
-    """The stored field value of a metric: a count, an ISO moment, or None."""
+    """The value of a metric: a count, an ISO moment, or None."""
     if stats is None:
         return None
     name = DAYS_SINCE.get(metric, metric)
@@ -400,183 +415,50 @@ def metric_value(stats: Stats | None, metric: str) -> Any:
     return value
 
 
-def stats_fields(session: Session, workspace_id: int) -> dict[int, list[FieldDef]]:
-    """Active stats fields of the workspace by folder id."""
-    found: dict[int, list[FieldDef]] = {}
-    for fdef in session.execute(
-        select(FieldDef).where(
-            FieldDef.workspace_id == workspace_id,
-            FieldDef.type == "stats",
-            FieldDef.active.is_(True),
-        )
-    ).scalars():
-        found.setdefault(fdef.folder_id, []).append(fdef)
-    return found
-
-
-# Which stored columns each metric reads: a delta that leaves them alone changes nothing.
-_METRIC_SOURCES = {
-    "emails_sent": ("emails_sent",),
-    "emails_received": ("emails_received",),
-    "threads": ("threads",),
-    "first_email": ("first_email",),
-    "last_email": ("last_email",),
-    "last_sent": ("last_sent",),
-    "last_received": ("last_received",),
-    "last_contacted": ("last_sent", "last_received"),
-    "days_since_last_contact": ("last_sent", "last_received"),
-    "days_since_last_reply": ("last_received",),
-}
 _COUNTS = ("emails_sent", "emails_received", "threads")
 _MOMENTS = ("first_email", "last_email", "last_sent", "last_received")
 # The record_stats columns of the rows apply_deltas writes, in the order it builds them.
 _DELTA_COLUMNS = ("record_id", "workspace_id", *_COUNTS, *_MOMENTS, "last_contacted")
 
 
-def _moved(stored: Stats, delta: Stats) -> set[str]:
-    """The stored columns a delta just added (in SQL) changed, from the stats after it.
+def stats_field_value(fdef: FieldDef, stats: Stats | None) -> Any:
+    """A stats field's value: a count, an ISO moment ("days since" ones: the moment they
+    count from, so it never goes stale), or None."""
+    return metric_value(stats, str(fdef.options.get("metric", "")))
 
-    Counts move when the delta counts something. A moment column holds the later (or
-    earlier) of its old value and the delta's, so it moved only if it now equals the
-    delta's: otherwise the old value won and the field already shows it. A new thread
-    may be the record's first (its row is new): every count is written, zeros included.
+
+_FOLDER_STATS = (
+    select(Record.id, Record.folder_id, *STATS_COLUMNS)
+    .join(RecordStats, RecordStats.record_id == Record.id)
+    .where(Record.id.in_(IN_VALUES))
+)
+
+
+def stats_field_values(
+    session: Session, fields: Iterable[FieldDef], record_ids: Iterable[int]
+) -> dict[int, dict[int, Any]]:
+    """The values of the stats fields among `fields`, by record id and field id.
+
+    Stats fields store nothing: their values are read from record_stats, the one copy
+    ingest keeps up to date. Each record gets the fields of its own folder; records and
+    fields without a value are left out.
     """
-    counted = _COUNTS if delta.threads else [n for n in _COUNTS if getattr(delta, n)]
-    moved = set(counted)
-    for name in _MOMENTS:
-        moment = getattr(delta, name)
-        if moment is not None and getattr(stored, name) == moment:
-            moved.add(name)
-    return moved
-
-
-def stats_value_keys(value: Any, options: Mapping[str, Any]) -> tuple[str | None, float | None]:
-    """The view keys of a stats value: what the stats field type's index_keys gives.
-
-    Counts and ISO moments are the only shapes, so the keys are built directly (the
-    generic path tries each value as a number first, which costs more than the rest of a
-    batch's projection); anything else goes through the field type.
-    """
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value), float(value)
-    if isinstance(value, str) and len(value) == 20 and value.endswith("Z") and " " not in value:
-        return value.lower(), None
-    text, number = field_type("stats").index_keys(value, options)
-    return (text[:255] if text else text), number
-
-
-@dataclass(frozen=True, slots=True)
-class _StatsField:
-    """What projecting one stats field needs, read off its FieldDef once per call."""
-
-    id: int
-    column: str  # the metric whose value it stores ("days since" ones store a moment)
-    sources: frozenset[str]
-    options: Mapping[str, Any]
-
-
-def project_fields(
-    session: Session,
-    workspace_id: int,
-    record_ids: Iterable[int],
-    fields_by_folder: Mapping[int, list[FieldDef]] | None = None,
-    *,
-    changed: Mapping[int, Stats] | None = None,
-) -> None:
-    """Write the stats fields of these records from their record_stats rows.
-
-    With `changed` (the deltas ingest just added) only the fields of the columns those
-    deltas moved are written, without reading the current values: on ingest stats only
-    grow, so no value is ever cleared. Without it every field is compared and fixed.
-    """
-    by_folder = (
-        fields_by_folder if fields_by_folder is not None else stats_fields(session, workspace_id)
-    )
+    by_folder: dict[int, list[FieldDef]] = {}
+    for fdef in fields:
+        if fdef.type == "stats":
+            by_folder.setdefault(fdef.folder_id, []).append(fdef)
     if not by_folder:
-        return
-    fields = {
-        folder_id: [
-            _StatsField(
-                f.id,
-                DAYS_SINCE.get(metric := str(f.options.get("metric")), metric),
-                frozenset(_METRIC_SOURCES.get(metric, ())),
-                f.options,
-            )
-            for f in defs
-        ]
-        for folder_id, defs in by_folder.items()
-    }
-    field_ids = [f.id for defs in fields.values() for f in defs]
-    upserts: list[tuple[int, int, int, Any, str | None, float | None]] = []
-    removals: list[tuple[int, int]] = []
-    for chunk in chunks(sorted(set(record_ids))):
-        folders = dict(
-            session.execute(
-                select(Record.id, Record.folder_id).where(
-                    Record.id.in_(chunk), Record.folder_id.in_(list(fields))
-                )
-            ).all()
-        )
-        if not folders:
+        return {}
+    found: dict[int, dict[int, Any]] = {}
+    for record_id, folder_id, *columns in rows_in(session, _FOLDER_STATS, record_ids):
+        defs = by_folder.get(folder_id)
+        if not defs:
             continue
-        stored = _stored(session, folders)
-        current: dict[tuple[int, int], Any] = {}
-        if changed is None:
-            current = {
-                (rid, fid): value
-                for rid, fid, value in session.execute(
-                    select(FieldValue.record_id, FieldValue.field_id, FieldValue.value).where(
-                        FieldValue.record_id.in_(list(folders)),
-                        FieldValue.field_id.in_(field_ids),
-                    )
-                )
-            }
-        for rid, folder_id in folders.items():
-            stats = stored.get(rid)
-            delta = changed.get(rid) if changed is not None else None
-            if delta is not None and stats is None:
-                continue  # nothing stored: no value to write, none to clear on ingest
-            moved = _moved(stats, delta) if stats is not None and delta is not None else None
-            # A record's fields share their values (a moment feeds up to three fields).
-            values: dict[str, tuple[Any, str | None, float | None]] = {}
-            for fdef in fields[folder_id]:
-                if moved is not None and moved.isdisjoint(fdef.sources):
-                    continue
-                key = (rid, fdef.id)
-                found = values.get(fdef.column)
-                if found is None:
-                    value = metric_value(stats, fdef.column)
-                    # A count or an ISO moment: their keys do not depend on the options.
-                    text, number = (
-                        stats_value_keys(value, fdef.options) if value is not None else (None, None)
-                    )
-                    found = values[fdef.column] = (value, text, number)
-                value = found[0]
-                if value is None:
-                    if key in current:
-                        removals.append(key)
-                    continue
-                if key in current and current[key] == value:
-                    continue
-                upserts.append((workspace_id, rid, fdef.id, *found))
-    for rid, fid in removals:
-        session.execute(
-            delete(FieldValue).where(FieldValue.record_id == rid, FieldValue.field_id == fid)
-        )
-    insert_many(
-        session,
-        FieldValue,
-        upserts,
-        lambda stmt: stmt.on_conflict_do_update(
-            index_elements=[FieldValue.record_id, FieldValue.field_id],
-            set_={k: stmt.excluded[k] for k in ("value", "text_key", "num_key")},
-        ),
-        columns=("workspace_id", "record_id", "field_id", "value", "text_key", "num_key"),
-    )
-    # FieldValue rows the session holds are stale after the statements above.
-    for obj in list(session.identity_map.values()):
-        if isinstance(obj, FieldValue) and obj.field_id in field_ids:
-            session.expire(obj)
+        stats = stats_of_row(columns)
+        values = {f.id: v for f in defs if (v := stats_field_value(f, stats)) is not None}
+        if values:
+            found[record_id] = values
+    return found
 
 
 def ensure_stats_fields(
@@ -623,13 +505,6 @@ def ensure_stats_fields(
         session.add(fdef)
         added.append(fdef)
     session.flush()
-    if added:
-        ids = session.execute(
-            select(RecordStats.record_id)
-            .join(Record, Record.id == RecordStats.record_id)
-            .where(Record.folder_id == folder.id)
-        ).scalars()
-        project_fields(session, folder.workspace_id, list(ids), {folder.id: added})
     return added
 
 

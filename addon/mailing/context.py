@@ -39,7 +39,7 @@ from addon.crm.fieldtypes_base import (
 from addon.crm.models import FieldDef, FieldValue, Member, Record, RecordRelation, Workspace
 from addon.crm.structure import derive_key
 from addon.ledger.sql import chunks
-from addon.ledger.stats import Clock, EmailStats, email_stats, system_clock
+from addon.ledger.stats import Clock, EmailStats, email_stats, stats_field_values, system_clock
 
 Values = dict[str, str | None]
 Display = Callable[[Any], str]
@@ -138,15 +138,18 @@ class _Loader:
                 found[rid] = (folder_id, title)
         return found
 
-    def values(self, ids: Iterable[int]) -> dict[int, dict[int, Any]]:
+    def values(self, ids: Iterable[int], fields: Iterable[FieldDef]) -> dict[int, dict[int, Any]]:
         found: dict[int, dict[int, Any]] = {}
-        for chunk in chunks(sorted(set(ids))):
+        wanted = sorted(set(ids))
+        for chunk in chunks(wanted):
             for rid, fid, value in self.session.execute(
                 select(FieldValue.record_id, FieldValue.field_id, FieldValue.value).where(
                     FieldValue.workspace_id == self.workspace_id, FieldValue.record_id.in_(chunk)
                 )
             ):
                 found.setdefault(rid, {})[fid] = value
+        for rid, stats in stats_field_values(self.session, fields, wanted).items():
+            found.setdefault(rid, {}).update(stats)
         return found
 
     def links(self, ids: list[int]) -> dict[int, dict[int, list[tuple[int, str]]]]:
@@ -195,11 +198,14 @@ def merge_values(
     by_folder: dict[int, list[_Field]] = {}
     fields_by_id: dict[int, _Field] = {}
     single_link: set[int] = set()
-    for fdef in session.execute(
-        select(FieldDef)
-        .where(FieldDef.workspace_id == workspace_id, FieldDef.active.is_(True))
-        .order_by(FieldDef.folder_id, FieldDef.position, FieldDef.id)
-    ).scalars():
+    fdefs = list(
+        session.execute(
+            select(FieldDef)
+            .where(FieldDef.workspace_id == workspace_id, FieldDef.active.is_(True))
+            .order_by(FieldDef.folder_id, FieldDef.position, FieldDef.id)
+        ).scalars()
+    )
+    for fdef in fdefs:
         entry = _Field(
             fdef.id, fdef.key, label_slug(fdef.label), fdef.type, _displayer(fdef, style, tz, today)
         )
@@ -220,7 +226,7 @@ def merge_values(
         )
     }
     ordered = sorted(records)
-    values = loader.values(ordered)
+    values = loader.values(ordered, fdefs)
     links = loader.links(ordered)
     # The one record a single link points at (the contact's company) lends its fields.
     targets = {
@@ -228,7 +234,7 @@ def merge_values(
     }
     target_records = loader.records(sorted(targets - records.keys()))
     target_records.update({t: records[t] for t in targets & records.keys()})
-    target_values = loader.values(targets)
+    target_values = loader.values(targets, fdefs)
     stats = email_stats(session, workspace_id, ordered, clock=clock)
     sender_part = sender_values(sender)
 
