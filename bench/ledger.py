@@ -453,8 +453,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SQLite the database works in this process; PostgreSQL's server time is not in it).
     cpu_ratio = raw_cpu / ingest_cpu
     print(
-        "rows ingest wrote, re-inserted raw: "
-        + ", ".join(f"{target.name} {len(rows):,}" for target, rows in written.items())
+        "rows ingest wrote, re-inserted raw (rows, seconds): "
+        + ", ".join(
+            f"{target.name} {len(rows):,} {per_table[target.name][0]:.2f}"
+            for target, rows in written.items()
+        )
+        + f", commit {commit_seconds:.2f}"
     )
     print(f"ledger: {stored:,} messages, {links:,} thread links, {with_stats:,} records with stats")
     print(f"{'measurement':<44}{'seconds':>9}{'cpu s':>8}{'messages/s':>12}")

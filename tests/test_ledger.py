@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.sqlite import DATETIME
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 from sqlalchemy.orm import Session
@@ -40,7 +41,7 @@ from addon.ledger.parse import (
     parse_date,
     synthetic_key,
 )
-from addon.ledger.sql import sqlite_datetime
+from addon.ledger.sql import in_values, sqlite_datetime
 from addon.ledger.stats import (
     Stats,
     email_stats,
@@ -558,3 +559,14 @@ def test_reading_only_the_first_and_last_reference_agrees_with_the_full_parse(
 ) -> None:
     ids = message_ids(header)
     assert edge_ids(header) == ((ids[0], ids[-1]) if ids else (None, None))
+
+
+def test_batch_lookups_take_one_array_on_postgresql_and_an_in_list_on_sqlite() -> None:
+    """rows_in's condition: a PostgreSQL batch is one statement whatever its size; on SQLite
+    the IN list stays a plain condition (never "= 1", which no index serves)."""
+    statement = select(LedgerMessage.id).where(in_values(LedgerMessage.message_key))
+    on_postgresql = str(statement.compile(dialect=postgresql.dialect()))
+    on_sqlite = str(statement.compile(dialect=sqlite.dialect()))
+    array = "ledger_messages.message_key = ANY(%(in_values)s::VARCHAR(255)[])"
+    assert on_postgresql.endswith(array)
+    assert on_sqlite.endswith("ledger_messages.message_key IN (__[POSTCOMPILE_in_values])")

@@ -29,7 +29,7 @@ from addon.ledger.models import (
 )
 from addon.ledger.parse import LedgerInput, ParsedMessage, parse_input
 from addon.ledger.policy import LinkPolicy
-from addon.ledger.sql import IN_VALUES, chunks, insert_many, rows_in
+from addon.ledger.sql import chunks, in_values, insert_many, rows_in
 from addon.ledger.stats import (
     Clock,
     Stats,
@@ -40,32 +40,32 @@ from addon.ledger.stats import (
 
 BATCH_SIZE = 4000
 
-# The statements of a batch, built once (see addon.ledger.sql.IN_VALUES).
+# The statements of a batch, built once (run by addon.ledger.sql.rows_in).
 _KNOWN_MESSAGES = select(
     LedgerMessage.message_key, LedgerMessage.id, LedgerMessage.conversation_id
 ).where(
     LedgerMessage.workspace_id == bindparam("workspace_id"),
-    LedgerMessage.message_key.in_(IN_VALUES),
+    in_values(LedgerMessage.message_key),
 )
 _MEMBER_THREADS = select(ThreadMap.gmail_thread_id, ThreadMap.conversation_id).where(
-    ThreadMap.member_id == bindparam("member_id"), ThreadMap.gmail_thread_id.in_(IN_VALUES)
+    ThreadMap.member_id == bindparam("member_id"), in_values(ThreadMap.gmail_thread_id)
 )
 _CONVERSATIONS_BY_KEY = select(Conversation.key, Conversation.id).where(
-    Conversation.workspace_id == bindparam("workspace_id"), Conversation.key.in_(IN_VALUES)
+    Conversation.workspace_id == bindparam("workspace_id"), in_values(Conversation.key)
 )
 _LINKED = select(ThreadLink.conversation_id, ThreadLink.record_id).where(
-    ThreadLink.conversation_id.in_(IN_VALUES)
+    in_values(ThreadLink.conversation_id)
 )
 _SUPPRESSED = select(LinkSuppression.conversation_id, LinkSuppression.record_id).where(
-    LinkSuppression.conversation_id.in_(IN_VALUES)
+    in_values(LinkSuppression.conversation_id)
 )
 _LINKS_WITH_FOLDER = (
     select(ThreadLink.id, ThreadLink.conversation_id, ThreadLink.record_id, Record.folder_id)
     .join(Record, Record.id == ThreadLink.record_id)
-    .where(ThreadLink.conversation_id.in_(IN_VALUES))
+    .where(in_values(ThreadLink.conversation_id))
 )
 _EMAILS_OF_RECORDS = select(RecordEmail.record_id, RecordEmail.email).where(
-    RecordEmail.record_id.in_(IN_VALUES)
+    in_values(RecordEmail.record_id)
 )
 # The columns of the message and participant rows, written as tuples.
 _MESSAGE_COLUMNS = (

@@ -44,7 +44,7 @@ from addon.ledger.models import (
     ThreadMap,
 )
 from addon.ledger.policy import LinkPolicy
-from addon.ledger.sql import IN_VALUES, chunks, is_postgresql, rows_in
+from addon.ledger.sql import chunks, in_values, is_postgresql, rows_in
 from addon.ledger.stats import refresh_record_stats
 
 
@@ -100,13 +100,13 @@ _OPEN_DEAL_CANDIDATES = (
         FieldValue,
         (FieldValue.record_id == Record.id) & (FieldValue.field_id == bindparam("stage_field")),
     )
-    .where(RecordRelation.to_record_id.in_(IN_VALUES), Record.folder_id == bindparam("deals"))
+    .where(in_values(RecordRelation.to_record_id), Record.folder_id == bindparam("deals"))
     .order_by(Record.id)
 )
 _RECORDS_BY_EMAIL = (
     select(RecordEmail.email, RecordEmail.record_id, Record.folder_id)
     .join(Record, Record.id == RecordEmail.record_id)
-    .where(RecordEmail.workspace_id == bindparam("workspace_id"), RecordEmail.email.in_(IN_VALUES))
+    .where(RecordEmail.workspace_id == bindparam("workspace_id"), in_values(RecordEmail.email))
     .order_by(RecordEmail.record_id)
 )
 _COMPANIES_BY_DOMAIN = (
@@ -114,14 +114,14 @@ _COMPANIES_BY_DOMAIN = (
     .join(Record, Record.id == RecordDomain.record_id)
     .where(
         RecordDomain.workspace_id == bindparam("workspace_id"),
-        RecordDomain.domain.in_(IN_VALUES),
+        in_values(RecordDomain.domain),
         Record.folder_id == bindparam("companies"),
     )
     .order_by(RecordDomain.record_id)
 )
 _COMPANIES_OF_CONTACTS = select(RecordRelation.from_record_id, RecordRelation.to_record_id).where(
     RecordRelation.field_id == bindparam("company_field"),
-    RecordRelation.from_record_id.in_(IN_VALUES),
+    in_values(RecordRelation.from_record_id),
 )
 
 
@@ -272,7 +272,7 @@ def _companies_of_contacts(
 
 _LOCK_CONVERSATIONS = (
     select(Conversation.id)
-    .where(Conversation.id.in_(IN_VALUES))
+    .where(in_values(Conversation.id))
     .order_by(Conversation.id)
     .with_for_update()
 )

@@ -34,7 +34,7 @@ from addon.ledger.models import (
     ThreadMap,
 )
 from addon.ledger.policy import LinkPolicy
-from addon.ledger.sql import IN_VALUES, insert_many, rows_in
+from addon.ledger.sql import in_values, insert_many, rows_in
 from addon.ledger.stats import refresh_record_stats
 
 _CONVERSATIONS_OF = (
@@ -42,20 +42,20 @@ _CONVERSATIONS_OF = (
     .join(LedgerMessage, LedgerMessage.id == LedgerParticipant.message_id)
     .where(
         LedgerParticipant.workspace_id == bindparam("workspace_id"),
-        LedgerParticipant.email.in_(IN_VALUES),
+        in_values(LedgerParticipant.email),
     )
     .distinct()
 )
 _LINKED = select(ThreadLink.conversation_id, ThreadLink.record_id).where(
-    ThreadLink.conversation_id.in_(IN_VALUES)
+    in_values(ThreadLink.conversation_id)
 )
 _SUPPRESSED = select(LinkSuppression.conversation_id, LinkSuppression.record_id).where(
-    LinkSuppression.conversation_id.in_(IN_VALUES)
+    in_values(LinkSuppression.conversation_id)
 )
-_SUBJECTS = select(Conversation.id, Conversation.subject).where(Conversation.id.in_(IN_VALUES))
+_SUBJECTS = select(Conversation.id, Conversation.subject).where(in_values(Conversation.id))
 _THREADS = (
     select(ThreadMap.conversation_id, ThreadMap.gmail_thread_id)
-    .where(ThreadMap.conversation_id.in_(IN_VALUES))
+    .where(in_values(ThreadMap.conversation_id))
     .order_by(ThreadMap.member_id)
 )
 

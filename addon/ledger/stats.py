@@ -44,7 +44,7 @@ from addon.ledger.models import (
     RecordStats,
 )
 from addon.ledger.parse import as_utc
-from addon.ledger.sql import IN_CHUNK, IN_VALUES, chunks, insert_many, rows_in
+from addon.ledger.sql import IN_CHUNK, chunks, in_values, insert_many, rows_in
 
 Clock = Callable[[], datetime]
 RECIPIENT_ROLES = frozenset({"to", "cc", "bcc"})
@@ -178,15 +178,15 @@ def stats_of_row(values: Sequence[Any]) -> Stats | None:
 
 _CONVERSATION_MESSAGES = select(
     LedgerMessage.id, LedgerMessage.conversation_id, LedgerMessage.direction, LedgerMessage.sent_at
-).where(LedgerMessage.conversation_id.in_(IN_VALUES))
+).where(in_values(LedgerMessage.conversation_id))
 _EMAILS_OF_RECORDS = select(RecordEmail.record_id, RecordEmail.email).where(
-    RecordEmail.record_id.in_(IN_VALUES)
+    in_values(RecordEmail.record_id)
 )
 _PARTICIPATIONS = select(
     LedgerParticipant.message_id, LedgerParticipant.role, LedgerParticipant.email
 ).where(
     LedgerParticipant.workspace_id == bindparam("workspace_id"),
-    LedgerParticipant.email.in_(IN_VALUES),
+    in_values(LedgerParticipant.email),
 )
 
 
@@ -311,7 +311,7 @@ def apply_deltas(session: Session, workspace_id: int, deltas: Mapping[int, Stats
     insert_many(session, RecordStats, rows, upsert, columns=_DELTA_COLUMNS)
 
 
-_STORED = select(RecordStats.record_id, *STATS_COLUMNS).where(RecordStats.record_id.in_(IN_VALUES))
+_STORED = select(RecordStats.record_id, *STATS_COLUMNS).where(in_values(RecordStats.record_id))
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -430,7 +430,7 @@ def stats_field_value(fdef: FieldDef, stats: Stats | None) -> Any:
 _FOLDER_STATS = (
     select(Record.id, Record.folder_id, *STATS_COLUMNS)
     .join(RecordStats, RecordStats.record_id == Record.id)
-    .where(Record.id.in_(IN_VALUES))
+    .where(in_values(Record.id))
 )
 
 
