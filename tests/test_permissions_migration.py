@@ -10,6 +10,17 @@ from sqlalchemy import inspect, text
 from addon.db import make_engine
 from addon.migrations import alembic_config, upgrade
 
+# A workspace with two members and a contacts folder, in the columns every revision has.
+WORKSPACE_ROWS = (
+    "INSERT INTO workspaces (id, domain, is_consumer, settings, created_at)"
+    " VALUES (1, 'acme.test', 0, '{}', '2026-01-01')",
+    "INSERT INTO members (id, workspace_id, email, name, role, created_at)"
+    " VALUES (1, 1, 'a@acme.test', '', 'admin', '2026-01-01'),"
+    " (2, 1, 'b@acme.test', '', 'rep', '2026-01-01')",
+    "INSERT INTO folders (id, workspace_id, key, name, singular, position, active)"
+    " VALUES (1, 1, 'contacts', 'Contacts', 'Contact', 0, 1)",
+)
+
 
 def test_owners_are_backfilled(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
@@ -17,13 +28,7 @@ def test_owners_are_backfilled(tmp_path: Path) -> None:
     with engine.begin() as connection:
         upgrade(url, connection, "0004")
         for statement in [
-            "INSERT INTO workspaces (id, domain, is_consumer, settings, created_at)"
-            " VALUES (1, 'acme.test', 0, '{}', '2026-01-01')",
-            "INSERT INTO members (id, workspace_id, email, name, role, created_at)"
-            " VALUES (1, 1, 'a@acme.test', '', 'admin', '2026-01-01'),"
-            " (2, 1, 'b@acme.test', '', 'rep', '2026-01-01')",
-            "INSERT INTO folders (id, workspace_id, key, name, singular, position, active)"
-            " VALUES (1, 1, 'contacts', 'Contacts', 'Contact', 0, 1)",
+            *WORKSPACE_ROWS,
             "INSERT INTO field_defs (id, workspace_id, folder_id, key, label, type, options,"
             " required, active, position, next_number)"
             " VALUES (1, 1, 1, 'owner', 'Owner', 'user', '{}', 0, 1, 0, 1)",

@@ -9,6 +9,7 @@ from sqlalchemy import inspect, text
 
 from addon.db import make_engine
 from addon.migrations import alembic_config, upgrade
+from tests.test_permissions_migration import WORKSPACE_ROWS
 
 
 def test_stats_copies_go_and_other_values_stay(tmp_path: Path) -> None:
@@ -17,12 +18,7 @@ def test_stats_copies_go_and_other_values_stay(tmp_path: Path) -> None:
     with engine.begin() as connection:
         upgrade(url, connection, "0010_admin_audit")
         for statement in [
-            "INSERT INTO workspaces (id, domain, is_consumer, settings, created_at)"
-            " VALUES (1, 'acme.test', 0, '{}', '2026-01-01')",
-            "INSERT INTO members (id, workspace_id, email, name, role, created_at)"
-            " VALUES (1, 1, 'a@acme.test', '', 'admin', '2026-01-01')",
-            "INSERT INTO folders (id, workspace_id, key, name, singular, position, active)"
-            " VALUES (1, 1, 'contacts', 'Contacts', 'Contact', 0, 1)",
+            *WORKSPACE_ROWS,
             "INSERT INTO field_defs (id, workspace_id, folder_id, key, label, type, options,"
             " required, active, position, next_number, locked)"
             " VALUES (1, 1, 1, 'job_title', 'Job title', 'text', '{}', 0, 1, 0, 1, 0),"
