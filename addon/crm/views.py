@@ -418,11 +418,7 @@ def _condition_clause(
         text_key: str | None
         num_key: float | None
         if fdef.type == "formula":
-            try:
-                number = float(part.replace(",", "."))
-            except ValueError:
-                raise ViewError(f"“{fdef.label}”: “{part}” is not a number") from None
-            text_key, num_key = None, number
+            text_key, num_key = None, _number(fdef, part)
         else:
             text_key, num_key = _keys_of(fdef, part)
         if numeric:
@@ -447,6 +443,14 @@ def _condition_clause(
     if same_texts:
         tests.append(FieldValue.text_key.in_(same_texts))
     return _values_test(fdef, or_(*tests), negated=op == "not_equals")
+
+
+def _number(fdef: FieldDef, part: str) -> float:
+    """A computed field's comparison value (a decimal comma is read as a point)."""
+    try:
+        return float(part.replace(",", "."))
+    except ValueError:
+        raise ViewError(f"“{fdef.label}”: “{part}” is not a number") from None
 
 
 def _stats_clause(
@@ -487,10 +491,7 @@ def _stats_clause(
         return rows(or_(*tests), negated=op == "not_equals")
     same: list[float] = []
     for part in parts:
-        try:
-            number = float(part.replace(",", "."))
-        except ValueError:
-            raise ViewError(f"“{fdef.label}”: “{part}” is not a number") from None
+        number = _number(fdef, part)
         if op == "gt":
             tests.append(column > number)
         elif op == "lt":
