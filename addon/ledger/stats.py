@@ -318,8 +318,9 @@ def _utc(moment: datetime | None) -> datetime | None:
     return as_utc(moment) if moment is not None else None
 
 
-def _stored(session: Session, record_ids: Iterable[int]) -> dict[int, Stats]:
-    """The stored stats of these records (those that have a row)."""
+def stats_of_records(session: Session, record_ids: Iterable[int]) -> dict[int, Stats]:
+    """The stored stats of these records (those that have a row; ids are not checked
+    against a workspace)."""
     found: dict[int, Stats] = {}
     for record_id, *columns in rows_in(session, _STORED, record_ids):
         stats = stats_of_row(columns)
@@ -332,7 +333,7 @@ def _write_stats(
     session: Session, workspace_id: int, record_ids: list[int], computed: Mapping[int, Stats]
 ) -> int:
     """Make the stored stats of these records equal the computed ones; how many changed."""
-    stored = _stored(session, record_ids)
+    stored = stats_of_records(session, record_ids)
     gone = [rid for rid in record_ids if rid in stored and rid not in computed]
     for chunk in chunks(gone):
         session.execute(delete(RecordStats).where(RecordStats.record_id.in_(chunk)))
@@ -569,7 +570,7 @@ def email_stats(
             select(Record.id).where(Record.workspace_id == workspace_id, Record.id.in_(chunk))
         ).scalars()
     }
-    stored = _stored(session, owned)
+    stored = stats_of_records(session, owned)
     return {rid: EmailStats.of(stored.get(rid), now) for rid in ids if rid in owned}
 
 
@@ -578,4 +579,4 @@ def stored_stats(session: Session, workspace_id: int) -> dict[int, Stats]:
     ids = session.execute(
         select(RecordStats.record_id).where(RecordStats.workspace_id == workspace_id)
     ).scalars()
-    return _stored(session, list(ids))
+    return stats_of_records(session, list(ids))

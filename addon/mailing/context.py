@@ -39,7 +39,14 @@ from addon.crm.fieldtypes_base import (
 from addon.crm.models import FieldDef, FieldValue, Member, Record, RecordRelation, Workspace
 from addon.crm.structure import derive_key
 from addon.ledger.sql import chunks
-from addon.ledger.stats import Clock, EmailStats, email_stats, stats_field_values, system_clock
+from addon.ledger.stats import (
+    Clock,
+    EmailStats,
+    Stats,
+    stats_field_value,
+    stats_of_records,
+    system_clock,
+)
 
 Values = dict[str, str | None]
 Display = Callable[[Any], str]
@@ -138,18 +145,26 @@ class _Loader:
                 found[rid] = (folder_id, title)
         return found
 
-    def values(self, ids: Iterable[int], fields: Iterable[FieldDef]) -> dict[int, dict[int, Any]]:
+    def values(
+        self,
+        records: Mapping[int, tuple[int, str]],
+        stats_fields: Mapping[int, list[FieldDef]],
+        stats: Mapping[int, Stats],
+    ) -> dict[int, dict[int, Any]]:
+        """Field values of these records (id -> (folder, title)), stats fields from `stats`."""
         found: dict[int, dict[int, Any]] = {}
-        wanted = sorted(set(ids))
-        for chunk in chunks(wanted):
+        for chunk in chunks(sorted(records)):
             for rid, fid, value in self.session.execute(
                 select(FieldValue.record_id, FieldValue.field_id, FieldValue.value).where(
                     FieldValue.workspace_id == self.workspace_id, FieldValue.record_id.in_(chunk)
                 )
             ):
                 found.setdefault(rid, {})[fid] = value
-        for rid, stats in stats_field_values(self.session, fields, wanted).items():
-            found.setdefault(rid, {}).update(stats)
+        for rid, (folder_id, _title) in records.items():
+            for fdef in stats_fields.get(folder_id, ()):
+                value = stats_field_value(fdef, stats.get(rid))
+                if value is not None:
+                    found.setdefault(rid, {})[fdef.id] = value
         return found
 
     def links(self, ids: list[int]) -> dict[int, dict[int, list[tuple[int, str]]]]:
@@ -189,7 +204,8 @@ def merge_values(
     workspace = session.get(Workspace, workspace_id)
     settings = (workspace.settings if workspace is not None else None) or {}
     style, tz = locale_style(str(settings.get("locale") or "en")), zone(settings.get("timezone"))
-    today = clock().date().isoformat()
+    now = clock()
+    today = now.date().isoformat()
     ids = sorted({int(rid) for rid in record_ids})
     loader = _Loader(session, workspace_id)
     records = loader.records(ids)
@@ -226,7 +242,6 @@ def merge_values(
         )
     }
     ordered = sorted(records)
-    values = loader.values(ordered, fdefs)
     links = loader.links(ordered)
     # The one record a single link points at (the contact's company) lends its fields.
     targets = {
@@ -234,8 +249,16 @@ def merge_values(
     }
     target_records = loader.records(sorted(targets - records.keys()))
     target_records.update({t: records[t] for t in targets & records.keys()})
-    target_values = loader.values(targets, fdefs)
-    stats = email_stats(session, workspace_id, ordered, clock=clock)
+    # Both records and link targets are the workspace's (loader.records): their email
+    # stats are read once, for the stats fields and the stats names alike.
+    stored = stats_of_records(session, records.keys() | target_records.keys())
+    stats_fields: dict[int, list[FieldDef]] = {}
+    for fdef in fdefs:
+        if fdef.type == "stats":
+            stats_fields.setdefault(fdef.folder_id, []).append(fdef)
+    values = loader.values(records, stats_fields, stored)
+    target_values = loader.values(target_records, stats_fields, stored)
+    stats = {rid: EmailStats.of(stored.get(rid), now) for rid in ordered}
     sender_part = sender_values(sender)
 
     def own_values(rid: int, folder_id: int, title: str, stored: Mapping[int, Any]) -> Values:
