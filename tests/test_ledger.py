@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, delete, event, func, select
+from sqlalchemy import Engine, bindparam, delete, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.sqlite import DATETIME
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
@@ -36,12 +36,13 @@ from addon.ledger.models import (
 )
 from addon.ledger.parse import (
     LedgerInput,
+    as_utc,
     edge_ids,
     message_ids,
     parse_date,
     synthetic_key,
 )
-from addon.ledger.sql import in_values, sqlite_datetime
+from addon.ledger.sql import IN_CHUNK, in_values, rows_in, sqlite_datetime
 from addon.ledger.stats import (
     Stats,
     email_stats,
@@ -570,3 +571,36 @@ def test_batch_lookups_take_one_array_on_postgresql_and_an_in_list_on_sqlite() -
     array = "ledger_messages.message_key = ANY(%(in_values)s::VARCHAR(255)[])"
     assert on_postgresql.endswith(array)
     assert on_sqlite.endswith("ledger_messages.message_key IN (__[POSTCOMPILE_in_values])")
+
+
+def test_batch_lookups_see_pending_changes_and_read_typed_values(crm: Crm) -> None:
+    """rows_in on either database: unflushed rows are found (as session.execute would
+    autoflush them), values beyond one IN list's size all come back, datetimes are aware-
+    comparable datetimes and repeated values are looked up once."""
+    ingest(crm, [mail("m1@globex.com", ANN, REP, day=2)])
+    conv = conversation_of(crm.db, "m1@globex.com")
+    crm.db.add(
+        LedgerMessage(
+            workspace_id=crm.member.workspace_id,
+            conversation_id=conv,
+            message_key="pending@globex.com",
+            sent_at=datetime(2025, 3, 4, 5, 6, 7, 890123, tzinfo=UTC),
+            direction=RECEIVED,
+            subject="Pending",
+            from_email="ann@globex.com",
+            recorded_at=NOW,
+        )
+    )
+    wanted = ["m1@globex.com", "pending@globex.com", "pending@globex.com"]
+    wanted += [f"absent-{i}@globex.com" for i in range(2 * IN_CHUNK)]
+    rows = sorted(rows_in(crm.db, _SENT_AT_BY_KEY, wanted, workspace_id=crm.member.workspace_id))
+    assert [key for key, _moment in rows] == ["m1@globex.com", "pending@globex.com"]
+    assert all(isinstance(moment, datetime) for _key, moment in rows)
+    assert as_utc(rows[1][1]) == datetime(2025, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
+    assert list(rows_in(crm.db, _SENT_AT_BY_KEY, [], workspace_id=crm.member.workspace_id)) == []
+
+
+_SENT_AT_BY_KEY = select(LedgerMessage.message_key, LedgerMessage.sent_at).where(
+    LedgerMessage.workspace_id == bindparam("workspace_id"),
+    in_values(LedgerMessage.message_key),
+)

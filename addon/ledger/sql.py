@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, TypeVar
@@ -11,7 +12,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     DateTime,
-    Executable,
+    Select,
     Table,
     bindparam,
     func,
@@ -23,6 +24,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.visitors import InternalTraversal
 
 T = TypeVar("T")
+# A SELECT of any columns.
+AnySelect = Select[*tuple[Any, ...]]
 
 # Well under SQLite's 32,766 bound parameters, and a size PostgreSQL plans well.
 IN_CHUNK = 900
@@ -89,12 +92,114 @@ def chunks(values: Iterable[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
 
 
 def rows_in(
-    session: Session, statement: Executable, values: Iterable[Any], **params: Any
+    session: Session,
+    statement: AnySelect,
+    values: Iterable[Any],
+    **params: Any,
 ) -> Iterator[Any]:
-    """The rows of a statement filtering with `in_values`, per chunk of the distinct values."""
-    size = ARRAY_CHUNK if is_postgresql(session) else IN_CHUNK
-    for chunk in chunks(sorted(set(values)), size):
-        yield from session.execute(statement, {**params, "in_values": chunk})
+    """The rows of a statement filtering with `in_values`, per chunk of the distinct values.
+
+    The statement must be built once (a module constant): SQLite runs it from a cache of
+    its compiled text, keyed by the statement.
+    """
+    if is_postgresql(session):
+        for chunk in chunks(sorted(set(values)), ARRAY_CHUNK):
+            yield from session.execute(statement, {**params, "in_values": chunk})
+        return
+    yield from _sqlite_rows_in(session, statement, sorted(set(values)), params)
+
+
+@dataclass(frozen=True)
+class _SqliteQuery:
+    """A statement's SQL around its IN list, and how to bind and read it."""
+
+    head: str
+    tail: str
+    names_before: tuple[str, ...]
+    names_after: tuple[str, ...]
+    # Bound values the driver cannot take as they are, by parameter name.
+    binders: dict[str, Callable[[Any], Any]]
+    # Result columns the driver returns raw (DateTime as text), by position.
+    converters: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+    def bound(self, names: tuple[str, ...], params: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The values of these parameters, ready for the driver."""
+        return tuple(self.bind(name, params[name]) for name in names)
+
+    def bind(self, name: str, value: Any) -> Any:
+        """One value ready for the driver."""
+        binder = self.binders.get(name)
+        return value if binder is None else binder(value)
+
+
+_SQLITE_QUERIES: dict[AnySelect, _SqliteQuery] = {}
+
+
+def _sqlite_query(statement: AnySelect, dialect: Any) -> _SqliteQuery:
+    query = _SQLITE_QUERIES.get(statement)
+    if query is not None:
+        return query
+    compiled = statement.compile(dialect=dialect)
+    marker = "(__[POSTCOMPILE_in_values])"
+    sql = str(compiled)
+    head, found, tail = sql.partition(marker)
+    if not found or marker in tail:
+        raise ValueError(f"rows_in needs one in_values condition: {sql}")
+    names = list(compiled.positiontup or ())
+    split = names.index("in_values")
+    binders: dict[str, Callable[[Any], Any]] = {}
+    for name in names:
+        binder = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if binder is not None:
+            binders[name] = binder
+    converters: list[tuple[int, Callable[[Any], Any]]] = []
+    for i, column in enumerate(statement.selected_columns):
+        processor = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        if processor is not None:
+            converters.append((i, processor))
+    query = _SqliteQuery(
+        head, tail, tuple(names[:split]), tuple(names[split + 1 :]), binders, tuple(converters)
+    )
+    _SQLITE_QUERIES[statement] = query
+    return query
+
+
+def _sqlite_rows_in(
+    session: Session,
+    statement: AnySelect,
+    values: list[Any],
+    params: dict[str, Any],
+) -> Iterator[Any]:
+    # SQLAlchemy re-renders the expanding IN list and wraps every row on each call, about
+    # as costly as the query itself for a batch's lookups; the driver's cursor runs the
+    # compiled text directly. Pending ORM changes are flushed first, as execute would.
+    if not values:
+        return
+    if session.autoflush:
+        session.flush()
+    connection = session.connection()
+    query = _sqlite_query(statement, connection.dialect)
+    before = query.bound(query.names_before, params)
+    after = query.bound(query.names_after, params)
+    if "in_values" in query.binders:
+        values = [query.bind("in_values", value) for value in values]
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for chunk in chunks(values, IN_CHUNK):
+            sql = f"{query.head}({', '.join('?' * len(chunk))}){query.tail}"
+            rows = cursor.execute(sql, (*before, *chunk, *after)).fetchall()
+            if query.converters:
+                rows = [_converted(row, query.converters) for row in rows]
+            yield from rows
+    finally:
+        cursor.close()
+
+
+def _converted(row: tuple[Any, ...], converters: Sequence[tuple[int, Callable[[Any], Any]]]) -> Any:
+    values = list(row)
+    for i, convert in converters:
+        values[i] = convert(values[i])
+    return tuple(values)
 
 
 def is_postgresql(session: Session) -> bool:
