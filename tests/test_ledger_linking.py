@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from addon.crm.hygiene import merge_records
 from addon.crm.models import Record, ThreadLink
 from addon.crm.records import link_thread, save_record, unlink_thread
+from addon.crm.structure import add_field
 from addon.crm.workspaces import folders_by_key, resolve_member
 from addon.ledger.models import LinkSuppression
 from addon.ledger.policy import SettingsError, set_exclusions
@@ -185,6 +186,26 @@ def test_a_single_open_deal_is_linked_and_several_are_suggested(
     )
     assert reply.candidates == {}
     assert links_of(crm.db, upsell) == {second: "single_open_deal"}
+    assert_recompute_agrees(crm)
+
+
+def test_deals_count_by_any_link_field_of_the_deals_folder_and_nothing_else(
+    crm: Crm, globex: dict[str, Record]
+) -> None:
+    """A deal pointing at the company through a link field an admin added is its deal;
+    the contacts pointing at it through their company field are not deals."""
+    company = globex["company"]
+    add_field(crm.db, crm.member, crm.folders["deals"], "Reseller", "link", {"folder": "companies"})
+    # Another folder's link field at the company: its records are never deals.
+    add_field(
+        crm.db, crm.member, crm.folders["contacts"], "Employer", "link", {"folder": "companies"}
+    )
+    crm.save("contacts", first_name="Dee", emails="dee@gmail.com", employer=f"#{company.id}")
+    resale = crm.save("deals", name="Resale", stage="proposal", reseller=f"#{company.id}")
+    result = ingest(crm, [mail("r1@globex.com", "Cy <cy@globex.com>", REP, thread="t-r")])
+    conv = result.conversations["t-r"]
+    assert links_of(crm.db, resale) == {conv: "single_open_deal"}
+    assert result.candidates == {}
     assert_recompute_agrees(crm)
 
 

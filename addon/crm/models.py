@@ -209,7 +209,8 @@ class RecordRelation(Base):
     __tablename__ = "record_relations"
     __table_args__ = (
         UniqueConstraint("field_id", "from_record_id", "to_record_id"),
-        Index("ix_record_relations_to", "to_record_id"),
+        # Lookups by target also filter by field (the deals of a company, not its contacts).
+        Index("ix_record_relations_to", "to_record_id", "field_id"),
         Index("ix_record_relations_from", "from_record_id"),
     )
 

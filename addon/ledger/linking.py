@@ -93,6 +93,12 @@ class LinkPlan:
     candidates: dict[int, list[int]] = field(default_factory=dict)
 
 
+# Only relations of the deals' own link fields: a company is also the target of each of
+# its contacts' company field, and reading those (to drop them as not deals) cost more
+# than the rest of planning the links. The (to_record_id, field_id) index answers both.
+_DEAL_LINK_FIELDS = select(FieldDef.id).where(
+    FieldDef.folder_id == bindparam("deals"), FieldDef.type == "link"
+)
 _OPEN_DEAL_CANDIDATES = (
     select(RecordRelation.to_record_id, Record.id, FieldValue.value)
     .join(Record, Record.id == RecordRelation.from_record_id)
@@ -100,7 +106,11 @@ _OPEN_DEAL_CANDIDATES = (
         FieldValue,
         (FieldValue.record_id == Record.id) & (FieldValue.field_id == bindparam("stage_field")),
     )
-    .where(in_values(RecordRelation.to_record_id), Record.folder_id == bindparam("deals"))
+    .where(
+        in_values(RecordRelation.to_record_id),
+        RecordRelation.field_id.in_(_DEAL_LINK_FIELDS.scalar_subquery()),
+        Record.folder_id == bindparam("deals"),
+    )
     .order_by(Record.id)
 )
 _RECORDS_BY_EMAIL = (

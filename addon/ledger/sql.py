@@ -117,6 +117,8 @@ class _SqliteQuery:
     tail: str
     names_before: tuple[str, ...]
     names_after: tuple[str, ...]
+    # Values the statement itself binds (its literals), by parameter name.
+    defaults: dict[str, Any]
     # Bound values the driver cannot take as they are, by parameter name.
     binders: dict[str, Callable[[Any], Any]]
     # Result columns the driver returns raw (DateTime as text), by position.
@@ -124,7 +126,10 @@ class _SqliteQuery:
 
     def bound(self, names: tuple[str, ...], params: Mapping[str, Any]) -> tuple[Any, ...]:
         """The values of these parameters, ready for the driver."""
-        return tuple(self.bind(name, params[name]) for name in names)
+        return tuple(
+            self.bind(name, params[name] if name in params else self.defaults[name])
+            for name in names
+        )
 
     def bind(self, name: str, value: Any) -> Any:
         """One value ready for the driver."""
@@ -158,7 +163,13 @@ def _sqlite_query(statement: AnySelect, dialect: Any) -> _SqliteQuery:
         if processor is not None:
             converters.append((i, processor))
     query = _SqliteQuery(
-        head, tail, tuple(names[:split]), tuple(names[split + 1 :]), binders, tuple(converters)
+        head,
+        tail,
+        tuple(names[:split]),
+        tuple(names[split + 1 :]),
+        {name: bind.value for name, bind in compiled.binds.items() if name != "in_values"},
+        binders,
+        tuple(converters),
     )
     _SQLITE_QUERIES[statement] = query
     return query
