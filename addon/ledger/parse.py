@@ -11,7 +11,7 @@ import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from addon.gmail.addresses import decode_header_text, parse_address_list
@@ -134,12 +134,15 @@ _SPACE_OR_BRACKET = re.compile(r"[\s<>]")
 
 def _subject(raw: str) -> str:
     # Plain one-line subjects (nearly all) need no unfolding or RFC 2047 decoding.
-    if "=?" not in raw and "  " not in raw and not _FOLDING.search(raw):
+    if (
+        "=?" not in raw
+        and "  " not in raw
+        and "\n" not in raw
+        and "\r" not in raw
+        and "\t" not in raw
+    ):
         return raw.strip()[:SUBJECT_CHARS]
     return decode_header_text(raw)[:SUBJECT_CHARS]
-
-
-_FOLDING = re.compile(r"[\r\n\t]")
 
 
 def synthetic_key(sender: str, date: str, subject: str, gmail_id: str = "") -> str:
@@ -174,18 +177,17 @@ def parse_date(header: str) -> datetime | None:
         month_number = _MONTHS.get(month.lower())
         if month_number is not None:
             try:
-                offset = timedelta(hours=int(zh), minutes=int(zm))
-                zone = timezone(-offset if sign == "-" else offset)
-                moment = datetime(
+                # The wall time read as UTC, less the zone's offset, is the UTC moment.
+                wall = datetime(
                     int(year),
                     month_number,
                     int(day),
                     int(hour),
                     int(minute),
                     int(second or 0),
-                    tzinfo=zone,
+                    tzinfo=UTC,
                 )
-                return moment.astimezone(UTC)
+                return wall - _offset(sign, zh, zm)
             except (ValueError, OverflowError):
                 return None
     try:
@@ -204,28 +206,55 @@ def parse_date(header: str) -> datetime | None:
         return None
 
 
+_OFFSETS: dict[tuple[str, str, str], timedelta] = {}
+_DAY = timedelta(days=1)
+
+
+def _offset(sign: str, hours: str, minutes: str) -> timedelta:
+    """A numeric zone's offset from UTC (a mailbox's dates share a handful of zones)."""
+    key = (sign, hours, minutes)
+    offset = _OFFSETS.get(key)
+    if offset is None:
+        offset = timedelta(hours=int(hours), minutes=int(minutes))
+        if offset >= _DAY:
+            # As datetime.timezone refuses it: no zone is a day or more off UTC.
+            raise ValueError(f"zone offset out of range: {sign}{hours}{minutes}")
+        if sign == "-":
+            offset = -offset
+        if len(_OFFSETS) < 10_000:
+            _OFFSETS[key] = offset
+    return offset
+
+
 def as_utc(moment: datetime) -> datetime:
     """An aware UTC datetime (naive values, as SQLite returns them, are UTC)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def direction_of(
-    from_email: str, recipients: list[str], label_ids: tuple[str, ...], policy: LinkPolicy
+    from_email: str,
+    participants: list[tuple[str, str]],
+    label_ids: tuple[str, ...],
+    policy: LinkPolicy,
 ) -> str:
     """sent (by the workspace to someone outside), received (from outside) or internal."""
     # The SENT label marks the mailbox owner's own message, even from a send-as alias.
     from_inside = "SENT" in label_ids or (bool(from_email) and policy.is_internal(from_email))
     if not from_inside:
         return RECEIVED
-    if any(not policy.is_internal(email) for email in recipients):
-        return SENT
+    for role, email in participants:
+        if role != "from" and not policy.is_internal(email):
+            return SENT
     return INTERNAL
 
 
 @functools.lru_cache(maxsize=65536)
-def header_emails(header: str) -> tuple[str, ...]:
-    """The canonical addresses of an address header, in order (cached: they recur a lot)."""
-    return tuple(a.email for a in parse_address_list(header) if a.email)
+def role_pairs(role: str, header: str) -> tuple[tuple[str, str], ...]:
+    """(role, canonical address) per address of a header, in order, each address once.
+
+    Cached: a mailbox's From and To values recur a lot.
+    """
+    return tuple((role, a.email) for a in parse_address_list(header) if a.email)
 
 
 def parse_input(item: LedgerInput, policy: LinkPolicy) -> ParsedMessage | str:
@@ -235,21 +264,17 @@ def parse_input(item: LedgerInput, policy: LinkPolicy) -> ParsedMessage | str:
             return f"skipped: {SKIPPED_LABELS[label]}"
     if len(item.gmail_thread_id) > THREAD_ID_CHARS:
         return "the Gmail thread id is too long"
+    # Each header lists an address once (parse_address_list), and the role differs between
+    # headers, so the pairs are distinct without a check.
     participants: list[tuple[str, str]] = []
-    seen: set[tuple[str, str]] = set()
-    for role, header in (
-        ("from", item.sender),
-        ("to", item.to),
-        ("cc", item.cc),
-        ("bcc", item.bcc),
-    ):
-        if not header:
-            continue
-        for email in header_emails(header):
-            pair = (role, email)
-            if pair not in seen:
-                seen.add(pair)
-                participants.append(pair)
+    if item.sender:
+        participants += role_pairs("from", item.sender)
+    if item.to:
+        participants += role_pairs("to", item.to)
+    if item.cc:
+        participants += role_pairs("cc", item.cc)
+    if item.bcc:
+        participants += role_pairs("bcc", item.bcc)
     if not participants:
         return "no sender or recipient address"
     sent_at = parse_date(item.date) if item.date else None
@@ -257,20 +282,20 @@ def parse_input(item: LedgerInput, policy: LinkPolicy) -> ParsedMessage | str:
         sent_at = as_utc(item.internal_date)
     if sent_at is None:
         return "no readable date"
-    from_email = next((email for role, email in participants if role == "from"), "")
+    # From comes first when it has an address.
+    from_email = participants[0][1] if participants[0][0] == "from" else ""
     key = message_key(item)
     first_ref, last_ref = edge_ids(item.references)
     in_reply_to = edge_ids(item.in_reply_to)[0]
     root = first_ref or in_reply_to or key
     parent = in_reply_to or last_ref
-    recipients = [email for role, email in participants if role != "from"]
     return ParsedMessage(
         key=key,
         conversation_key=root,
         parent_key=parent if parent != key else None,
         gmail_thread_id=item.gmail_thread_id,
         sent_at=sent_at,
-        direction=direction_of(from_email, recipients, item.label_ids, policy),
+        direction=direction_of(from_email, participants, item.label_ids, policy),
         subject=_subject(item.subject) if item.subject else "",
         from_email=from_email,
         participants=participants,
