@@ -79,6 +79,16 @@ _MESSAGE_COLUMNS = (
     "recorded_at",
 )
 _PARTICIPANT_COLUMNS = ("message_id", "role", "email", "workspace_id")
+_LINK_COLUMNS = (
+    "workspace_id",
+    "record_id",
+    "thread_id",
+    "conversation_id",
+    "subject",
+    "reason",
+    "linked_by_id",
+    "linked_at",
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,9 @@ class _Context:
     policy: LinkPolicy
     shape: WorkspaceShape
     now: datetime
+    # Stats deltas of every batch, written once at the end (a record in several batches
+    # is upserted once).
+    deltas: dict[int, Stats] = field(default_factory=dict)
 
 
 # A conversation known by id, or a new one by its key until it is inserted.
@@ -146,6 +159,8 @@ def record_messages(
     result = IngestResult()
     for batch in chunks(messages, max(1, batch_size)):
         _record_batch(context, batch, result)
+    deltas = {rid: d for rid, d in context.deltas.items() if d != Stats()}
+    apply_deltas(session, context.workspace_id, deltas)
     return result
 
 
@@ -345,25 +360,17 @@ def _link(
     }
     plan = plan_links(session, ctx.workspace_id, ctx.shape, ctx.policy, people, linked, suppressed)
     result.candidates.update(plan.candidates)
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
+    ws, now = ctx.workspace_id, ctx.now
     for conv in sorted(plan.links):
         msgs = new_by_conv[conv]
+        # Without a Gmail thread (a source that has none) the conversation stands in, so
+        # the link can still be shown and unlinked by id.
         thread = next((m.gmail_thread_id for m in msgs if m.gmail_thread_id), "")
+        thread = thread or f"conversation:{conv}"
+        subject = msgs[0].subject
         for record_id, reason in sorted(plan.links[conv].items()):
-            rows.append(
-                {
-                    "workspace_id": ctx.workspace_id,
-                    "record_id": record_id,
-                    # Without a Gmail thread (a source that has none) the conversation
-                    # stands in, so the link can still be shown and unlinked by id.
-                    "thread_id": thread or f"conversation:{conv}",
-                    "conversation_id": conv,
-                    "subject": msgs[0].subject,
-                    "reason": reason,
-                    "linked_by_id": None,
-                    "linked_at": ctx.now,
-                }
-            )
+            rows.append((ws, record_id, thread, conv, subject, reason, None, now))
     if not rows:
         return set()
     created: set[int] = set()
@@ -373,6 +380,7 @@ def _link(
         rows,
         lambda stmt: stmt.on_conflict_do_nothing(),
         returning=(ThreadLink.id, ThreadLink.conversation_id, ThreadLink.record_id),
+        columns=_LINK_COLUMNS,
     ):
         created.add(link_id)
         result.links.append((conv, record_id, plan.links[conv][record_id]))
@@ -385,7 +393,8 @@ def _add_stats(
     new_links: set[int],
     created: set[int],
 ) -> None:
-    """Add what this batch changed to the stats: new links whole, new messages on old links.
+    """Add what this batch changed to the stats deltas: new links whole, new messages on
+    old links.
 
     A conversation this batch created holds only this batch's messages, so its links are
     counted from memory; links to older conversations read those from the ledger.
@@ -400,9 +409,12 @@ def _add_stats(
     emails: dict[int, set[str]] = {}
     for record_id, email in rows_in(session, _EMAILS_OF_RECORDS, people):
         emails.setdefault(record_id, set()).add(email)
-    deltas: dict[int, Stats] = {}
+    deltas = ctx.deltas
     in_memory: set[int] = set()
     nobody: set[str] = set()
+    # What a conversation's new messages add to a record that is not a person (every
+    # message counts): the same for each of its company and deal links, so summed once.
+    whole: dict[int, Stats] = {}
     for link_id, conv, record_id, folder_id in touched:
         delta = deltas.get(record_id)
         if delta is None:
@@ -411,8 +423,12 @@ def _add_stats(
             in_memory.add(link_id)
             delta.threads += 1
         if folder_id != ctx.shape.contacts_id:
-            for msg in new_by_conv[conv]:
-                delta.add_message(msg.direction, msg.sent_at, None)
+            summary = whole.get(conv)
+            if summary is None:
+                summary = whole[conv] = Stats()
+                for msg in new_by_conv[conv]:
+                    summary.add_message(msg.direction, msg.sent_at, None)
+            delta.add(summary)
             continue
         mine = emails.get(record_id, nobody)
         for msg in new_by_conv[conv]:
@@ -421,5 +437,3 @@ def _add_stats(
     for chunk in chunks(sorted(new_links - in_memory)):
         for record_id, stats in link_stats(session, ws, ThreadLink.id.in_(chunk)).items():
             deltas.setdefault(record_id, Stats()).add(stats)
-    deltas = {rid: d for rid, d in deltas.items() if d != Stats()}
-    apply_deltas(session, ws, deltas)
