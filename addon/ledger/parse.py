@@ -249,12 +249,19 @@ def direction_of(
 
 
 @functools.lru_cache(maxsize=65536)
+def header_emails(header: str) -> tuple[str, ...]:
+    """The canonical addresses of an address header, in order, each once (cached)."""
+    return tuple(a.email for a in parse_address_list(header) if a.email)
+
+
+@functools.lru_cache(maxsize=65536)
 def role_pairs(role: str, header: str) -> tuple[tuple[str, str], ...]:
     """(role, canonical address) per address of a header, in order, each address once.
 
-    Cached: a mailbox's From and To values recur a lot.
+    Cached: a mailbox's From and To values recur a lot, the same value in either role
+    (a contact's "Name <address>" is the From of their mail and the To of replies).
     """
-    return tuple((role, a.email) for a in parse_address_list(header) if a.email)
+    return tuple((role, email) for email in header_emails(header))
 
 
 def parse_input(item: LedgerInput, policy: LinkPolicy) -> ParsedMessage | str:
