@@ -257,10 +257,17 @@ def test_a_link_made_before_the_thread_is_recorded_is_attached(
     deal = crm.save("deals", name="Pilot")
     crm.link(deal, "early-t", "Pilot")
     assert links_of(crm.db, deal) == {None: "manual"}
+    # Ann is linked and unlinked by hand before the thread is recorded: her unlink waits
+    # for the thread too, and automatic linking then respects it.
+    crm.link(globex["ann"], "early-t", "Pilot")
+    assert unlink_thread(crm.db, globex["ann"], "early-t", crm.member) is True
     result = ingest(crm, [mail("a1@globex.com", ANN, REP, thread="early-t")])
     conv = result.conversations["early-t"]
     assert result.attached == 1
     assert links_of(crm.db, deal) == {conv: "manual"}
+    assert links_of(crm.db, globex["ann"]) == {}
+    suppression = crm.db.execute(select(LinkSuppression)).scalar_one()
+    assert (suppression.record_id, suppression.conversation_id) == (globex["ann"].id, conv)
     stats = stats_of(crm, deal)
     assert stats is not None and (stats.emails_received, stats.threads) == (1, 1)
     assert_recompute_agrees(crm)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, delete, or_, select
+from sqlalchemy import bindparam, delete, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from addon.crm.defaults import CLOSED_DEAL_STAGES
@@ -414,6 +414,27 @@ def unlink_manually(
     return True
 
 
+# "+ 0": the workspace's unique index would otherwise look attractive to SQLite's planner
+# and walk every link of the workspace; the few waiting links are found through the
+# conversation index.
+_WAITING_LINKS = (
+    select(ThreadLink.thread_id)
+    .where(
+        ThreadLink.conversation_id.is_(None),
+        ThreadLink.workspace_id + literal_column("0") == bindparam("workspace_id"),
+    )
+    .distinct()
+)
+_WAITING_UNLINKS = (
+    select(LinkSuppression.thread_id)
+    .where(
+        LinkSuppression.conversation_id.is_(None),
+        LinkSuppression.workspace_id == bindparam("workspace_id"),
+    )
+    .distinct()
+)
+
+
 def attach_threads(session: Session, workspace_id: int, maps: Mapping[str, int]) -> set[int]:
     """Give links and unlinks made before their thread was recorded its conversation.
 
@@ -422,9 +443,15 @@ def attach_threads(session: Session, workspace_id: int, maps: Mapping[str, int])
     """
     if not maps:
         return set()
+    # Few links and unlinks ever wait for their thread: their thread ids are read whole
+    # (through the conversation index) rather than looking up each new thread.
+    waiting = set(session.execute(_WAITING_LINKS, {"workspace_id": workspace_id}).scalars())
+    waiting_unlinks = set(
+        session.execute(_WAITING_UNLINKS, {"workspace_id": workspace_id}).scalars()
+    )
     pending = [
         link
-        for chunk in chunks(sorted(maps))
+        for chunk in chunks(sorted(waiting & maps.keys()))
         for link in session.execute(
             select(ThreadLink).where(
                 ThreadLink.workspace_id == workspace_id,
@@ -458,7 +485,7 @@ def attach_threads(session: Session, workspace_id: int, maps: Mapping[str, int])
         session.flush()
     suppressions = [
         row
-        for chunk in chunks(sorted(maps))
+        for chunk in chunks(sorted(waiting_unlinks & maps.keys()))
         for row in session.execute(
             select(LinkSuppression).where(
                 LinkSuppression.workspace_id == workspace_id,
