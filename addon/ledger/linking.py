@@ -192,6 +192,9 @@ def plan_links(
     )
     company_of = _companies_of_contacts(session, shape, contact_ids)
 
+    # Most conversations are new: nothing of theirs is linked or unlinked yet.
+    with_links = {conv for conv, _rid in linked}
+    with_unlinks = {conv for conv, _rid in suppressed}
     matched: dict[int, dict[int, str]] = {}
     for conv, emails in emails_by_conv.items():
         found: dict[int, str] = {}
@@ -202,11 +205,13 @@ def plan_links(
             domain = domains.get(email)
             if domain and domain in company_by_domain:
                 found.setdefault(company_by_domain[domain], MATCHED_DOMAIN)
-        # A contact unlinked by hand brings neither itself nor its company.
-        found = {rid: why for rid, why in found.items() if (conv, rid) not in suppressed}
+        unlinked = conv in with_unlinks
+        if unlinked:
+            # A contact unlinked by hand brings neither itself nor its company.
+            found = {rid: why for rid, why in found.items() if (conv, rid) not in suppressed}
         for record_id in list(found):
             for company in company_of.get(record_id, ()):
-                if (conv, company) not in suppressed:
+                if not unlinked or (conv, company) not in suppressed:
                     found.setdefault(company, MATCHED_EMAIL)
         if found:
             matched[conv] = found
@@ -221,7 +226,11 @@ def plan_links(
                     found.setdefault(deals[0], SINGLE_OPEN_DEAL)
             else:
                 suggestions.extend(d for d in deals if d not in suggestions)
-        links = {rid: why for rid, why in found.items() if (conv, rid) not in linked}
+        links = (
+            {rid: why for rid, why in found.items() if (conv, rid) not in linked}
+            if conv in with_links
+            else found
+        )
         if links:
             plan.links[conv] = links
         remaining = [
