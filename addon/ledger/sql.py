@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from operator import itemgetter
 from typing import Any, TypeVar
 
@@ -347,6 +348,6 @@ def insert_many(
     per_statement = max(1, SQLITE_PARAMETERS // len(order))
     for group in chunks(params_list, per_statement):
         values_sql = "VALUES " + ", ".join([one[7:]] * len(group))
-        flat = tuple(value for values in group for value in values)
+        flat = tuple(chain.from_iterable(group))
         found.extend(connection.exec_driver_sql(head + values_sql + tail, flat).all())
     return found
