@@ -22,6 +22,7 @@ the 10 email stats fields on Contacts (read from record_stats, as every stats fi
 Target (issue 5): ingest rate at least a third of the raw INSERT rate of the ledger rows.
 
     PYTHONPATH=. .venv/bin/python bench/ledger.py
+    PYTHONPATH=. .venv/bin/python bench/ledger.py --repeat 5   # judged on the median
     PYTHONPATH=. .venv/bin/python bench/ledger.py --database-url \\
         postgresql+psycopg://postgres@127.0.0.1:5432/addon_e_bench
 
@@ -36,6 +37,7 @@ import cProfile
 import gc
 import pstats
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -360,7 +362,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--force", action="store_true", help="wipe a database not named *bench*")
     parser.add_argument("--profile", action="store_true", help="profile the ingest")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run everything this many times and judge the median ratio (for hosts whose "
+        "speed drifts: a single run's ratio can be off by a third)",
+    )
     args = parser.parse_args(argv)
+    ratios: list[float] = []
+    complete = True
+    for run in range(max(1, args.repeat)):
+        if args.repeat > 1:
+            print(f"--- run {run + 1} of {args.repeat}")
+        ratio, ok = _run(args)
+        ratios.append(ratio)
+        complete = complete and ok
+    median = statistics.median(ratios)
+    if args.repeat > 1:
+        verdict = "PASS" if median >= 1 / 3 else "FAIL"
+        listed = ", ".join(f"{r:.2f}" for r in ratios)
+        print(f"ingest / raw of the 3 ledger tables per run: {listed}")
+        print(f"median {median:.2f} (target >= 0.33): {verdict}")
+    return 0 if median >= 1 / 3 and complete else 1
+
+
+def _run(args: argparse.Namespace) -> tuple[float, bool]:
+    """One measurement: the ledger ratio, and whether every message was stored and the
+    verifying recompute changed nothing."""
     tmp = tempfile.mkdtemp(prefix="ledger-bench-")
     url = args.database_url or f"sqlite:///{tmp}/ledger.sqlite3"
 
@@ -487,7 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"ingest / raw of every row it wrote: {ratio:.2f} wall, {cpu_ratio:.2f} cpu (informational)"
     )
-    return 0 if ledger_ratio >= 1 / 3 and stored == args.messages and verify_changes == 0 else 1
+    return ledger_ratio, stored == args.messages and verify_changes == 0
 
 
 if __name__ == "__main__":
