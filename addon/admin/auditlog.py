@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from addon.crm.audit import record_audit
 from addon.crm.models import AuditEntry, Member, Record
+from addon.digits import ascii_digits
 from addon.gmail.addresses import canonical_email
 
 PAGE_SIZE = 20
@@ -49,7 +50,7 @@ def parse_filter(
     actor_id: int | None = None
     actor = actor.strip()
     if actor:
-        if actor.isdigit() and len(actor) < 12:
+        if ascii_digits(actor) and len(actor) < 12:
             found = session.get(Member, int(actor))
         else:
             email = canonical_email(actor)
@@ -64,7 +65,7 @@ def parse_filter(
             raise FilterError(f"“{actor[:80]}” is not a member of this workspace")
         actor_id = found.id
     record = record.strip().lstrip("#")
-    if record and not (record.isdigit() and len(record) < 12):
+    if record and not (ascii_digits(record) and len(record) < 12):
         raise FilterError(f"“{record[:40]}” is not a record number")
     if record and not _workspace_record(session, workspace_id, int(record)):
         raise FilterError(f"“#{record}” is not a record of this workspace")
@@ -105,7 +106,7 @@ def get_entry(session: Session, workspace_id: int, entry_id: str) -> AuditEntry 
     """One entry of this workspace by id; None for any other id."""
     entry = (
         session.get(AuditEntry, int(entry_id))
-        if entry_id.isdigit() and len(entry_id) < 12
+        if ascii_digits(entry_id) and len(entry_id) < 12
         else None
     )
     return entry if entry is not None and entry.workspace_id == workspace_id else None

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from addon.crm.audit import changed_values, record_audit
 from addon.crm.models import Member, Workspace
+from addon.digits import ascii_digits
 from addon.ledger.policy import (
     EXCLUDED_ADDRESSES,
     EXCLUDED_DOMAINS,
@@ -84,7 +85,7 @@ def parse_settings(form: Mapping[str, str], is_consumer: bool) -> dict[str, Any]
         raise SettingsError(f"“{plan[:40]}” is not a Gmail plan")
     cap_text = form.get("daily_send_cap", "").strip().replace(",", "")
     limit = GOOGLE_LIMITS[plan]
-    if not cap_text.isdigit() or len(cap_text) > 7 or int(cap_text) < 1:
+    if not ascii_digits(cap_text) or len(cap_text) > 7 or int(cap_text) < 1:
         raise SettingsError(f"the daily sending cap “{cap_text[:20]}” must be a whole number")
     cap = int(cap_text)
     if cap > limit:

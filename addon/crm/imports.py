@@ -81,6 +81,7 @@ from addon.crm.records import (
     take_numbers,
 )
 from addon.crm.workspaces import folder_fields
+from addon.digits import ascii_digits
 from addon.gmail.addresses import canonical_email
 from addon.ledger.relink import link_addresses
 from addon.ledger.sql import insert_many, is_postgresql
@@ -455,7 +456,7 @@ class _ImportResolver(FormResolver):
 
     def member_id(self, text: str) -> int | None:
         """From the workspace's members, loaded once."""
-        if text.startswith("#") and text[1:].isdigit():
+        if text.startswith("#") and ascii_digits(text[1:]):
             number = int(text[1:])
             return number if number in self._member_ids else None
         return self._member_by_email.get(canonical_email(text) or text)

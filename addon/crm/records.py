@@ -44,6 +44,7 @@ from addon.crm.models import (
     utcnow,
 )
 from addon.crm.workspaces import folder_fields
+from addon.digits import ascii_digits
 from addon.gmail.addresses import canonical_email, registrable_domain
 from addon.ledger.linking import (
     conversation_for_thread,
@@ -222,7 +223,7 @@ def _resolve_links(
 def find_member_id(session: Session, workspace_id: int, text: str) -> int | None:
     """The id of a workspace member named by "#id" or email address, or None."""
     query = select(Member.id).where(Member.workspace_id == workspace_id)
-    if text.startswith("#") and text[1:].isdigit():
+    if text.startswith("#") and ascii_digits(text[1:]):
         query = query.where(Member.id == int(text[1:]))
     else:
         query = query.where(Member.email == (canonical_email(text) or text))

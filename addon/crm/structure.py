@@ -38,6 +38,7 @@ from addon.crm.fieldtypes_base import clean_line
 from addon.crm.models import FieldDef, FieldValue, Folder, Member, Record, RecordRelation
 from addon.crm.records import RecordNotFound, compute_formula, reindex_record, runtime_options
 from addon.crm.workspaces import folders_by_key
+from addon.digits import ascii_digits
 from addon.ledger.models import RecordStats
 from addon.ledger.stats import METRIC_COLUMNS
 
@@ -942,7 +943,7 @@ def options_from_inputs(
     if type_name == "formula" and expression.strip():
         options["expression"] = expression.strip()
     if type_name in ("number", "percent", "formula") and decimals.strip():
-        if not decimals.strip().isdigit():
+        if not ascii_digits(decimals.strip()):
             raise StructureError("Decimals must be a whole number from 0 to 10.")
         options["decimals"] = int(decimals.strip())
     return options

@@ -57,6 +57,7 @@ from addon.crm.models import (
 )
 from addon.crm.records import find_member_id
 from addon.crm.workspaces import folder_fields
+from addon.digits import ascii_digits
 from addon.ledger.models import RecordStats
 from addon.ledger.sql import is_postgresql
 from addon.ledger.stats import METRIC_COLUMNS
@@ -184,7 +185,7 @@ def parse_definition(fields: list[FieldDef], raw: Any) -> ViewDefinition:
             raise ViewError(f"condition {number}: “{label}” cannot use the operator “{op}”")
         if op not in _NO_VALUE and not value:
             raise ViewError(f"condition {number}: “{label}” {OPERATOR_LABELS[op]} what?")
-        if op == "last_n_days" and not (value.isdigit() and 0 < int(value) <= 36500):
+        if op == "last_n_days" and not (ascii_digits(value) and 0 < int(value) <= 36500):
             raise ViewError(f"condition {number}: the number of days must be 1 to 36500")
         conditions.append(Condition(key, op, "" if op in _NO_VALUE else value))
     sort = raw.get("sort") or {}
@@ -289,7 +290,7 @@ def _links_test(fdef: FieldDef, *tests: ColumnElement[bool], negated: bool = Fal
 def _day(raw: str, label: str) -> date:
     text = raw.strip()
     try:
-        if text.isdigit():
+        if ascii_digits(text):
             return datetime.fromtimestamp(int(text) / 1000, tz=UTC).date()
         return date.fromisoformat(text[:10])
     except (ValueError, OverflowError, OSError):
@@ -334,7 +335,7 @@ def _link_targets(session: Session, workspace_id: int, fdef: FieldDef, raw: str)
     )
     text = raw.strip()
     # Never correlated: these look up other records, whatever query they end up in.
-    if text.startswith("#") and text[1:].isdigit():
+    if text.startswith("#") and ascii_digits(text[1:]):
         return (
             select(Record.id)
             .where(Record.id == int(text[1:]), Record.workspace_id == workspace_id)

@@ -27,6 +27,7 @@ from addon.crm.records import (
 )
 from addon.crm.sidebar import contact_prefill
 from addon.crm.workspaces import folder_fields
+from addon.digits import ascii_digits
 from addon.web.events import AddonRequest
 from addon.web.helpers import (
     context_params,
@@ -237,7 +238,7 @@ def _edited_form(
             # which could pick another record of the same name.
             if shown and ", ".join(given).strip() == shown:
                 del form[fdef.key]
-        elif fdef.type == "datetime" and stored and len(given) == 1 and given[0].isdigit():
+        elif fdef.type == "datetime" and stored and len(given) == 1 and ascii_digits(given[0]):
             # Pickers work in minutes: the stored seconds of an imported value are kept.
             try:
                 stored_minute = int(datetime.fromisoformat(str(stored)).timestamp()) // 60

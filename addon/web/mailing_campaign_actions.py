@@ -23,6 +23,7 @@ from addon.cards import mailing as cards
 from addon.cards.responses import navigate, push, update
 from addon.crm.fieldtypes_base import zone
 from addon.crm.models import Member, Record, SavedView
+from addon.digits import ascii_digits
 from addon.mailing.campaigns import (
     DUPLICATE,
     NO_EMAIL,
@@ -99,7 +100,7 @@ def _typed_campaign(req: AddonRequest) -> cards.CampaignForm:
         cc=req.text("cmp_cc"),
         bcc=req.text("cmp_bcc"),
         human_gaps=bool(req.text("cmp_gaps")),
-        start_ms=int(start) if start.lstrip("-").isdigit() and len(start) < 16 else None,
+        start_ms=int(start) if ascii_digits(start.lstrip("-")) and len(start) < 16 else None,
     )
 
 
@@ -289,7 +290,7 @@ def _titles(session: Session, workspace_id: int, ids: list[int]) -> dict[int, st
 
 def _position(req: AddonRequest) -> int:
     raw = req.param("position") or req.text("recipient") or "0"
-    return int(raw) if raw.isdigit() and len(raw) < 8 else 0
+    return int(raw) if ascii_digits(raw) and len(raw) < 8 else 0
 
 
 def _composer() -> Composer:

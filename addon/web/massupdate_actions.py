@@ -23,6 +23,7 @@ from addon.crm.massupdate import (
 )
 from addon.crm.models import Folder, SavedView
 from addon.crm.views import ViewError, count_view, load_definition
+from addon.digits import ascii_digits
 from addon.web.events import AddonRequest
 from addon.web.helpers import members_of, view_for
 from addon.web.registry import Result, action
@@ -119,7 +120,7 @@ def mass_update_apply(req: AddonRequest) -> Result:
     inputs = cards.decode_inputs(req.param("value"))
     count_text = req.param("count")
     try:
-        if not count_text.isdigit() or len(count_text) > 9:
+        if not ascii_digits(count_text) or len(count_text) > 9:
             raise MassUpdateError("the preview is missing its record count; preview again")
         result = apply_mass_update(
             req.session,
