@@ -274,14 +274,14 @@ def parse_input(item: LedgerInput, policy: LinkPolicy) -> ParsedMessage | str:
     # Each header lists an address once (parse_address_list), and the role differs between
     # headers, so the pairs are distinct without a check.
     participants: list[tuple[str, str]] = []
-    if item.sender:
-        participants += role_pairs("from", item.sender)
-    if item.to:
-        participants += role_pairs("to", item.to)
-    if item.cc:
-        participants += role_pairs("cc", item.cc)
-    if item.bcc:
-        participants += role_pairs("bcc", item.bcc)
+    for role, header in (
+        ("from", item.sender),
+        ("to", item.to),
+        ("cc", item.cc),
+        ("bcc", item.bcc),
+    ):
+        if header:
+            participants += role_pairs(role, header)
     if not participants:
         return "no sender or recipient address"
     sent_at = parse_date(item.date) if item.date else None

@@ -103,11 +103,12 @@ def rows_in(
     The statement must be built once (a module constant): SQLite runs it from a cache of
     its compiled text, keyed by the statement.
     """
+    distinct = sorted(set(values))
     if is_postgresql(session):
-        for chunk in chunks(sorted(set(values)), ARRAY_CHUNK):
+        for chunk in chunks(distinct, ARRAY_CHUNK):
             yield from session.execute(statement, {**params, "in_values": chunk})
         return
-    yield from _sqlite_rows_in(session, statement, sorted(set(values)), params)
+    yield from _sqlite_rows_in(session, statement, distinct, params)
 
 
 @dataclass(frozen=True)
