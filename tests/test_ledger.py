@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 import uuid
@@ -20,6 +21,7 @@ from sqlalchemy.dialects.sqlite import DATETIME
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 from sqlalchemy.orm import Session
 
+from addon import collector
 from addon.crm.models import Member, Record, ThreadLink, Workspace
 from addon.crm.workspaces import folders_by_key, resolve_member
 from addon.db import Base, make_engine
@@ -604,3 +606,23 @@ _SENT_AT_BY_KEY = select(LedgerMessage.message_key, LedgerMessage.sent_at).where
     LedgerMessage.workspace_id == bindparam("workspace_id"),
     in_values(LedgerMessage.message_key),
 )
+
+
+def test_the_garbage_collector_runs_less_often_during_an_ingest_only(crm: Crm) -> None:
+    """The ingest raises the young threshold while it reads its input, and puts back the
+    one it found, also when the input fails half-way."""
+    before = gc.get_threshold()
+    during: list[tuple[int, ...]] = []
+
+    def inputs(fail: bool) -> Iterator[LedgerInput]:
+        during.append(gc.get_threshold())
+        yield mail("m1@globex.com", ANN, REP, day=2)
+        if fail:
+            raise RuntimeError("the source broke")
+
+    assert ingest(crm, inputs(fail=False)).recorded == 1
+    assert during == [(collector.YOUNG_THRESHOLD, *before[1:])]
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError):
+        ingest(crm, inputs(fail=True))
+    assert gc.get_threshold() == before

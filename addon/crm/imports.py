@@ -19,14 +19,11 @@ flush only: the caller commits (or rolls back, for a dry run).
 
 from __future__ import annotations
 
-import gc
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any, Literal, TypeVar, cast
@@ -34,6 +31,8 @@ from typing import Any, Literal, TypeVar, cast
 from sqlalchemy import Table, and_, func, insert, or_, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
+
+from addon.collector import fewer_collections
 
 # _jsonable is the audit log's own value cleaning; batch-written entries must match it.
 from addon.crm.audit import _jsonable, record_audit
@@ -107,9 +106,6 @@ ANALYZE_FIRST_AT = 10_000
 ANALYZED_TABLES = ("records", "record_emails", "record_phones", "record_domains")
 # Chunks of rows queued to the workers ahead of the batch writer.
 _AHEAD = 3
-# Allocations between two young-generation garbage collections while an import runs
-# (Python's default: 700).
-_GC_YOUNG_THRESHOLD = 100_000
 FULL_NAME_LABEL = "Full name (first + last name)"
 # Why a row duplicates a record, by kind of key; keys are checked in this order, the
 # order of find_duplicates_for.
@@ -633,32 +629,6 @@ def _cpu_ticks() -> tuple[int, int] | None:
         return None
     # user nice system idle iowait ...: waiting for I/O leaves the core free for a worker.
     return sum(fields[:8]), fields[3] + fields[4]
-
-
-_gc_lock = threading.Lock()
-_gc_imports = 0
-_gc_threshold = gc.get_threshold()
-
-
-@contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector less often while the block runs (imports nest)."""
-    # An import allocates millions of tuples, dicts and lists, nearly all without cycles
-    # (reference counting frees them); the collector's passes over the rows a batch holds
-    # took a quarter of the import's CPU time. It still runs, every 100,000 allocations.
-    global _gc_imports, _gc_threshold
-    with _gc_lock:
-        if _gc_imports == 0:
-            _gc_threshold = gc.get_threshold()
-            gc.set_threshold(_GC_YOUNG_THRESHOLD, *_gc_threshold[1:])
-        _gc_imports += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_imports -= 1
-            if _gc_imports == 0:
-                gc.set_threshold(*_gc_threshold)
 
 
 def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
@@ -1272,7 +1242,7 @@ def import_csv(
         return report
     decoded = decode_csv_bytes(data)
     report.notes.extend(decoded.warnings)
-    with _fewer_collections():
+    with fewer_collections():
         parsed = read_rows(decoded.text)
     if not parsed.header:
         report.lines.extend(ReportLine(p.line, "error", p.message) for p in parsed.problems)
@@ -1311,7 +1281,7 @@ def import_csv(
     count = _parse_workers(workers, len(rows))
     ahead = _ParseAhead(importer.parse_spec(), rows, count) if count else None
     try:
-        with _fewer_collections():
+        with fewer_collections():
             start = 0
             while start < len(rows):
                 if ahead is not None:

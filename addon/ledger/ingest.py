@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from addon.collector import fewer_collections
 from addon.crm.models import Member, Record, RecordEmail, ThreadLink
 from addon.ledger.linking import WorkspaceShape, attach_threads, lock_conversations, plan_links
 from addon.ledger.models import (
@@ -157,10 +158,13 @@ def record_messages(
     )
     session.flush()
     result = IngestResult()
-    for batch in chunks(messages, max(1, batch_size)):
-        _record_batch(context, batch, result)
-    deltas = {rid: d for rid, d in context.deltas.items() if d != Stats()}
-    apply_deltas(session, context.workspace_id, deltas)
+    # A batch holds thousands of parsed messages, rows and deltas until its statements
+    # ran: with the default threshold they set off full collections again and again.
+    with fewer_collections():
+        for batch in chunks(messages, max(1, batch_size)):
+            _record_batch(context, batch, result)
+        deltas = {rid: d for rid, d in context.deltas.items() if d != Stats()}
+        apply_deltas(session, context.workspace_id, deltas)
     return result
 
 
