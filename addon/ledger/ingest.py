@@ -223,7 +223,7 @@ def _record_batch(ctx: _Context, items: list[LedgerInput], result: IngestResult)
         if msg.key in inserted:
             new_by_conv.setdefault(conv_id(ref), []).append(msg)
     created = _link(ctx, new_by_conv, result)
-    _add_stats(ctx, new_by_conv, attached | created, new_convs)
+    _add_stats(ctx, new_by_conv, attached, created, new_convs)
 
 
 def _resolve(
@@ -344,12 +344,16 @@ def _insert_maps(ctx: _Context, maps: dict[str, int]) -> None:
     )
 
 
+# A thread link as stats need it: (link id, conversation id, record id, record's folder).
+_LinkRow = tuple[int, int, int, int]
+
+
 def _link(
     ctx: _Context, new_by_conv: dict[int, list[ParsedMessage]], result: IngestResult
-) -> set[int]:
-    """Link conversations with new messages automatically; ids of the links created."""
+) -> list[_LinkRow]:
+    """Link conversations with new messages automatically; the links created."""
     if not new_by_conv:
-        return set()
+        return []
     session = ctx.session
     convs = sorted(new_by_conv)
     # Conversations are locked (PostgreSQL; SQLite has one writer anyway) so a concurrent
@@ -376,8 +380,8 @@ def _link(
         for record_id, reason in sorted(plan.links[conv].items()):
             rows.append((ws, record_id, thread, conv, subject, reason, None, now))
     if not rows:
-        return set()
-    created: set[int] = set()
+        return []
+    created: list[_LinkRow] = []
     for link_id, conv, record_id in insert_many(
         session,
         ThreadLink,
@@ -386,7 +390,7 @@ def _link(
         returning=(ThreadLink.id, ThreadLink.conversation_id, ThreadLink.record_id),
         columns=_LINK_COLUMNS,
     ):
-        created.add(link_id)
+        created.append((link_id, conv, record_id, plan.folders[record_id]))
         result.links.append((conv, record_id, plan.links[conv][record_id]))
     return created
 
@@ -394,21 +398,30 @@ def _link(
 def _add_stats(
     ctx: _Context,
     new_by_conv: dict[int, list[ParsedMessage]],
-    new_links: set[int],
-    created: set[int],
+    attached: set[int],
+    linked: list[_LinkRow],
+    new_convs: set[int],
 ) -> None:
     """Add what this batch changed to the stats deltas: new links whole, new messages on
     old links.
 
-    A conversation this batch created holds only this batch's messages, so its links are
-    counted from memory; links to older conversations read those from the ledger.
+    `attached` are the ids of waiting links this batch attached, `linked` the links it
+    made. A conversation this batch created holds only this batch's messages, so its
+    links are counted from memory; links to older conversations read those from the
+    ledger. A new conversation's only links are those just made, so they are not read
+    back (unless a waiting link was attached, which this batch knows only by id).
     """
     session, ws = ctx.session, ctx.workspace_id
+    new_links = attached | {link[0] for link in linked}
+    known = new_convs if not attached else set()
     touched = [
         (link_id, conv, record_id, folder_id)
-        for link_id, conv, record_id, folder_id in rows_in(session, _LINKS_WITH_FOLDER, new_by_conv)
-        if link_id not in new_links or conv in created
+        for link_id, conv, record_id, folder_id in rows_in(
+            session, _LINKS_WITH_FOLDER, [conv for conv in new_by_conv if conv not in known]
+        )
+        if link_id not in new_links or conv in new_convs
     ]
+    touched += [link for link in linked if link[1] in known]
     people = {rid for _l, _c, rid, folder in touched if folder == ctx.shape.contacts_id}
     emails: dict[int, set[str]] = {}
     for record_id, email in rows_in(session, _EMAILS_OF_RECORDS, people):

@@ -87,10 +87,13 @@ class WorkspaceShape:
 
 @dataclass
 class LinkPlan:
-    """Links to create per conversation (record id -> reason) and deals to suggest."""
+    """Links to create per conversation (record id -> reason), deals to suggest, and the
+    folder of each record planned or considered (stats count a contact's mail by its own
+    addresses, other records' by the whole conversation)."""
 
     links: dict[int, dict[int, str]] = field(default_factory=dict)
     candidates: dict[int, list[int]] = field(default_factory=dict)
+    folders: dict[int, int] = field(default_factory=dict)
 
 
 # Only relations of the deals' own link fields: a company is also the target of each of
@@ -129,9 +132,13 @@ _COMPANIES_BY_DOMAIN = (
     )
     .order_by(RecordDomain.record_id)
 )
-_COMPANIES_OF_CONTACTS = select(RecordRelation.from_record_id, RecordRelation.to_record_id).where(
-    RecordRelation.field_id == bindparam("company_field"),
-    in_values(RecordRelation.from_record_id),
+_COMPANIES_OF_CONTACTS = (
+    select(RecordRelation.from_record_id, RecordRelation.to_record_id, Record.folder_id)
+    .join(Record, Record.id == RecordRelation.to_record_id)
+    .where(
+        RecordRelation.field_id == bindparam("company_field"),
+        in_values(RecordRelation.from_record_id),
+    )
 )
 
 
@@ -190,7 +197,12 @@ def plan_links(
             if folder_id == shape.contacts_id
         }
     )
-    company_of = _companies_of_contacts(session, shape, contact_ids)
+    folders = plan.folders
+    for found_records in records_by_email.values():
+        folders.update(found_records)
+    if shape.companies_id is not None:
+        folders.update((rid, shape.companies_id) for rid in company_by_domain.values())
+    company_of = _companies_of_contacts(session, shape, contact_ids, folders)
 
     # Most conversations are new: nothing of theirs is linked or unlinked yet.
     with_links = {conv for conv, _rid in linked}
@@ -217,6 +229,8 @@ def plan_links(
             matched[conv] = found
 
     deals_of = _open_deals(session, shape, sorted({r for found in matched.values() for r in found}))
+    if shape.deals_id is not None:
+        folders.update((deal, shape.deals_id) for deals in deals_of.values() for deal in deals)
     for conv, found in matched.items():
         suggestions: list[int] = []
         for record_id in list(found):
@@ -274,16 +288,17 @@ def _companies_by_domain(
 
 
 def _companies_of_contacts(
-    session: Session, shape: WorkspaceShape, contact_ids: list[int]
+    session: Session, shape: WorkspaceShape, contact_ids: list[int], folders: dict[int, int]
 ) -> dict[int, list[int]]:
-    """The company each contact's company field points at."""
+    """The company each contact's company field points at (their folders go in `folders`)."""
     found: dict[int, list[int]] = {}
     if shape.contact_company_field is None:
         return found
-    for contact, company in rows_in(
+    for contact, company, folder_id in rows_in(
         session, _COMPANIES_OF_CONTACTS, contact_ids, company_field=shape.contact_company_field
     ):
         found.setdefault(contact, []).append(company)
+        folders[company] = folder_id
     return found
 
 
