@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from itertools import chain
 from operator import itemgetter
 from typing import Any, TypeVar
@@ -232,16 +233,32 @@ def sqlite_datetime(moment: datetime) -> str:
     return moment.isoformat(" ", "microseconds")[:26]
 
 
-def _sqlite_moment(moment: datetime | None) -> str | None:
-    return None if moment is None else sqlite_datetime(moment)
+def _sqlite_moments(moments: Sequence[datetime | None]) -> tuple[str | None, ...]:
+    """A DateTime column's values as sqlite_datetime writes them, each distinct one once.
+
+    Formatting an aware datetime costs a microsecond, and a batch repeats many (its
+    timestamps, the moments a record's stats fields share); this loop is sqlite_datetime
+    inlined, as a call per value would cost about as much as the formatting.
+    """
+    done: dict[datetime, str] = {}
+    out: list[str | None] = []
+    for moment in moments:
+        if moment is None:
+            out.append(None)
+            continue
+        text = done.get(moment)
+        if text is None:
+            text = done[moment] = moment.isoformat(" ", "microseconds")[:26]
+        out.append(text)
+    return tuple(out)
 
 
 def _processed(values: Sequence[Any], processor: Callable[[Any], Any]) -> tuple[Any, ...]:
     """A column's values through its type's bind processor, each distinct value once.
 
     Keyed by type and value: 1, 1.0 and True are equal keys but serialise differently.
-    A batch repeats values (names, stages, counts, its timestamps, the moments a record's
-    stats fields share); unhashable ones (JSON objects and lists) are converted each time.
+    A batch repeats values (names, stages, counts); unhashable ones (JSON objects and
+    lists) are converted each time.
     """
     done: dict[tuple[type, Any], Any] = {}
     out = []
@@ -314,15 +331,15 @@ def insert_many(
     order = list(compiled.positiontup or ())
     # Values the driver cannot take as they are: DateTime as SQLAlchemy's stored text
     # (converted here, faster), anything else (JSON) through the type's own processor.
-    processors: list[tuple[int, Callable[[Any], Any]]] = []
+    processors: list[tuple[int, Callable[[Sequence[Any]], tuple[Any, ...]]]] = []
     for i, name in enumerate(order):
         column_type = table.c[name].type
         if isinstance(column_type, DateTime):
-            processors.append((i, _sqlite_moment))
+            processors.append((i, _sqlite_moments))
             continue
         processor = column_type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
         if processor is not None:
-            processors.append((i, processor))
+            processors.append((i, partial(_processed, processor=processor)))
     getter = itemgetter(*[position[name] for name in order])
     params_list: list[tuple[Any, ...]]
     if len(order) == 1:
@@ -332,8 +349,8 @@ def insert_many(
     if processors:
         # Column by column: each column's values go through one converter in one loop.
         values_of = list(zip(*params_list, strict=True))
-        for i, processor in processors:
-            values_of[i] = _processed(values_of[i], processor)
+        for i, process in processors:
+            values_of[i] = process(values_of[i])
         params_list = list(zip(*values_of, strict=True))
     sql = str(compiled)
     if not returning:
