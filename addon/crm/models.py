@@ -242,9 +242,8 @@ class ThreadLink(Base):
     thread_id: Mapped[str] = mapped_column(String(64))
     # The workspace-wide conversation (addon.ledger): teammates' copies of the thread have
     # other Gmail ids. None until the thread is recorded in the ledger.
-    conversation_id: Mapped[int | None] = mapped_column(
-        ForeignKey("ledger_conversations.id"), index=True
-    )
+    # Looked up through the unique (conversation_id, record_id) index.
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_conversations.id"))
     subject: Mapped[str] = mapped_column(String(500), default="")
     # Why the link exists: manual, matched_email, matched_domain or single_open_deal.
     reason: Mapped[str] = mapped_column(String(30), default="manual")

@@ -124,7 +124,7 @@ class RecordStats(Base):
 
     __tablename__ = "record_stats"
     __table_args__ = (
-        Index("ix_record_stats_workspace", "workspace_id"),
+        # Also the index of lookups by workspace alone (its leading column).
         Index("ix_record_stats_last_contacted", "workspace_id", "last_contacted"),
         Index("ix_record_stats_last_received", "workspace_id", "last_received"),
     )
