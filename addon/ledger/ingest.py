@@ -163,7 +163,8 @@ def record_messages(
     with fewer_collections():
         for batch in chunks(messages, max(1, batch_size)):
             _record_batch(context, batch, result)
-        deltas = {rid: d for rid, d in context.deltas.items() if d != Stats()}
+        nothing = Stats()
+        deltas = {rid: d for rid, d in context.deltas.items() if d != nothing}
         apply_deltas(session, context.workspace_id, deltas)
     return result
 
