@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import partial
 from itertools import chain
 from operator import itemgetter
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     BindParameter,
@@ -299,8 +299,9 @@ def insert_many(
         return []
     table: Table = model if isinstance(model, Table) else model.__table__
     # Where each column's value is in a row: its name, or its position in `columns`.
+    tuples = bool(columns)
     position: dict[str, Any] = (
-        {name: i for i, name in enumerate(columns)} if columns else {n: n for n in rows[0]}
+        {name: i for i, name in enumerate(columns)} if tuples else {n: n for n in rows[0]}
     )
     columns = list(position)
     if is_postgresql(session):
@@ -340,12 +341,18 @@ def insert_many(
         processor = column_type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
         if processor is not None:
             processors.append((i, partial(_processed, processor=processor)))
-    getter = itemgetter(*[position[name] for name in order])
-    params_list: list[tuple[Any, ...]]
-    if len(order) == 1:
-        params_list = [(getter(row),) for row in rows]
+    params_list: Sequence[Sequence[Any]]
+    if tuples and order == columns:
+        # Tuples already in the statement's order (the ingest's rows) go as they are (a
+        # list: SQLAlchemy reads a tuple of tuples as one row's parameters).
+        in_order = cast(Sequence[Sequence[Any]], rows)
+        params_list = in_order if isinstance(in_order, list) else list(in_order)
     else:
-        params_list = [getter(row) for row in rows]
+        getter = itemgetter(*[position[name] for name in order])
+        if len(order) == 1:
+            params_list = [(getter(row),) for row in rows]
+        else:
+            params_list = [getter(row) for row in rows]
     if processors:
         # Column by column: each column's values go through one converter in one loop.
         values_of = list(zip(*params_list, strict=True))
