@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -204,8 +205,13 @@ def run_in_background(function: Callable[..., T], *args: Any) -> Future[T]:
     return _background.submit(function, *args)
 
 
-def _header_safe(token: str) -> bool:
-    return token.isascii() and token.isprintable() and " " not in token
+# RFC 6750's b64token, the shape of every OAuth bearer token (Google's included). Empty is
+# let through: Gmail answers it with 401, as before.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]*=*")
+
+
+def _token_shaped(token: str) -> bool:
+    return _BEARER_TOKEN.fullmatch(token) is not None
 
 
 class GoogleMailbox:
@@ -229,9 +235,10 @@ class GoogleMailbox:
         )
 
     def _execute(self, request: Any) -> Any:
-        # Tokens travel in headers, which carry printable ASCII only; anything else in an
-        # event cannot be Google's token, and http.client would raise on it.
-        if not all(_header_safe(t) for t in (self.oauth_token, self.access_token)):
+        # Tokens travel in headers. Anything but a bearer token's characters cannot be
+        # Google's token, and http.client (non-ASCII, line breaks) or httplib2 (which
+        # reads a backslash as a regex escape) would fail on it.
+        if not all(_token_shaped(t) for t in (self.oauth_token, self.access_token)):
             raise GmailError("Gmail refused the user's credentials")
         # The add-on's current-message scopes only work with this extra header.
         request.headers["X-Goog-Gmail-Access-Token"] = self.access_token
