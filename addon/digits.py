@@ -10,3 +10,12 @@ def ascii_digits(text: str) -> bool:
     digits ("٣"), which int() reads: neither is an id or a count a card ever sent.
     """
     return text.isascii() and text.isdigit()
+
+
+def bounded_int(text: str, max_digits: int) -> int | None:
+    """The number `text` spells in 1 to `max_digits` digits 0-9, else None.
+
+    Ids, pages and counts posted as text: the bound keeps an absurdly long one out of int()
+    and out of the database's integer range.
+    """
+    return int(text) if ascii_digits(text) and len(text) <= max_digits else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from addon.digits import ascii_digits
+from addon.digits import ascii_digits, bounded_int
 from addon.web.mailing_actions import Refused, parse_id
 
 
@@ -31,3 +31,11 @@ def test_an_id_in_other_digits_is_refused_not_a_crash(raw: str) -> None:
     with pytest.raises(Refused, match="does not exist in your workspace"):
         parse_id(raw, "campaign")
     assert parse_id("12", "campaign") == 12
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("0", 0), ("42", 42), ("007", 7), ("999", 999), ("1000", None), ("", None), ("¹", None)],
+)
+def test_a_bounded_number_has_at_most_its_digits(text: str, expected: int | None) -> None:
+    assert bounded_int(text, 3) == expected

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from addon.crm.audit import record_audit
 from addon.crm.models import AuditEntry, Member, Record
-from addon.digits import ascii_digits
+from addon.digits import bounded_int
 from addon.gmail.addresses import canonical_email
 
 PAGE_SIZE = 20
@@ -50,8 +50,9 @@ def parse_filter(
     actor_id: int | None = None
     actor = actor.strip()
     if actor:
-        if ascii_digits(actor) and len(actor) < 12:
-            found = session.get(Member, int(actor))
+        member_number = bounded_int(actor, 11)
+        if member_number is not None:
+            found = session.get(Member, member_number)
         else:
             email = canonical_email(actor)
             found = (
@@ -65,14 +66,15 @@ def parse_filter(
             raise FilterError(f"“{actor[:80]}” is not a member of this workspace")
         actor_id = found.id
     record = record.strip().lstrip("#")
-    if record and not (ascii_digits(record) and len(record) < 12):
+    record_id = bounded_int(record, 11) if record else None
+    if record and record_id is None:
         raise FilterError(f"“{record[:40]}” is not a record number")
-    if record and not _workspace_record(session, workspace_id, int(record)):
+    if record_id is not None and not _workspace_record(session, workspace_id, record_id):
         raise FilterError(f"“#{record}” is not a record of this workspace")
     action = action.strip()
     if action and action not in known_actions(session, workspace_id):
         raise FilterError(f"“{action[:40]}” is not an action in this log")
-    return AuditFilter(actor_id, int(record) if record else None, action or None)
+    return AuditFilter(actor_id, record_id, action or None)
 
 
 def _workspace_record(session: Session, workspace_id: int, record_id: int) -> bool:
@@ -104,11 +106,8 @@ def _statement(workspace_id: int, flt: AuditFilter) -> Select[AuditEntry]:
 
 def get_entry(session: Session, workspace_id: int, entry_id: str) -> AuditEntry | None:
     """One entry of this workspace by id; None for any other id."""
-    entry = (
-        session.get(AuditEntry, int(entry_id))
-        if ascii_digits(entry_id) and len(entry_id) < 12
-        else None
-    )
+    number = bounded_int(entry_id, 11)
+    entry = session.get(AuditEntry, number) if number is not None else None
     return entry if entry is not None and entry.workspace_id == workspace_id else None
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from addon.crm.audit import changed_values, record_audit
 from addon.crm.models import Member, Workspace
-from addon.digits import ascii_digits
+from addon.digits import bounded_int
 from addon.ledger.policy import (
     EXCLUDED_ADDRESSES,
     EXCLUDED_DOMAINS,
@@ -85,9 +85,9 @@ def parse_settings(form: Mapping[str, str], is_consumer: bool) -> dict[str, Any]
         raise SettingsError(f"“{plan[:40]}” is not a Gmail plan")
     cap_text = form.get("daily_send_cap", "").strip().replace(",", "")
     limit = GOOGLE_LIMITS[plan]
-    if not ascii_digits(cap_text) or len(cap_text) > 7 or int(cap_text) < 1:
+    cap = bounded_int(cap_text, 7)
+    if cap is None or cap < 1:
         raise SettingsError(f"the daily sending cap “{cap_text[:20]}” must be a whole number")
-    cap = int(cap_text)
     if cap > limit:
         label = PLAN_LABELS.get(plan, "a personal Gmail account")
         raise SettingsError(

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from addon.admin.models import Invitation
 from addon.crm.audit import record_audit
 from addon.crm.models import ROLES, Member, Workspace
-from addon.digits import ascii_digits
+from addon.digits import bounded_int
 from addon.gmail.addresses import canonical_email, email_domain
 
 MAX_PENDING_INVITATIONS = 500
@@ -36,7 +36,8 @@ def list_members(session: Session, workspace_id: int) -> list[Member]:
 def get_member(session: Session, workspace_id: int, member_id: str | int) -> Member:
     """A member of this workspace by id; AdminError for any other id."""
     text = str(member_id)
-    found = session.get(Member, int(text)) if ascii_digits(text) and len(text) < 12 else None
+    number = bounded_int(text, 11)
+    found = session.get(Member, number) if number is not None else None
     if found is None or found.workspace_id != workspace_id:
         raise AdminError("that member is not in this workspace")
     return found
@@ -155,7 +156,8 @@ def invite(session: Session, actor: Member, email_text: str, role: str) -> Invit
 def get_invitation(session: Session, workspace_id: int, invitation_id: str | int) -> Invitation:
     """A pending invitation of this workspace by id; AdminError for any other id."""
     text = str(invitation_id)
-    found = session.get(Invitation, int(text)) if ascii_digits(text) and len(text) < 12 else None
+    number = bounded_int(text, 11)
+    found = session.get(Invitation, number) if number is not None else None
     if found is None or found.workspace_id != workspace_id:
         raise AdminError("that invitation is no longer pending")
     return found

@@ -30,7 +30,7 @@ from addon.crm.records import (
 )
 from addon.crm.webform_models import WebForm, WebFormHit
 from addon.crm.workspaces import folder_fields
-from addon.digits import ascii_digits
+from addon.digits import bounded_int
 
 # Types a plain HTML input can carry; links, members and computed values are not asked
 # of the public.
@@ -120,7 +120,7 @@ def list_forms(session: Session, workspace_id: int) -> list[WebForm]:
 def get_form(session: Session, workspace_id: int, form_id: int | str) -> WebForm:
     """The workspace's form with this id, or RecordNotFound (another workspace's too)."""
     text = str(form_id)
-    number = int(text) if ascii_digits(text) and len(text) < 10 else None
+    number = bounded_int(text, 9)
     form = session.get(WebForm, number) if number is not None else None
     if form is None or form.workspace_id != workspace_id:
         raise RecordNotFound(form_id)

@@ -15,7 +15,7 @@ from addon.admin import auditlog, domain, members, privacy
 from addon.cards import admin as cards
 from addon.cards.records import error_card
 from addon.cards.responses import navigate, pop_and_update, push, update
-from addon.digits import ascii_digits
+from addon.digits import bounded_int
 from addon.ledger.policy import SettingsError
 from addon.web.admin_downloads import DownloadRefused, download_url
 from addon.web.events import AddonRequest
@@ -35,7 +35,7 @@ def _refused(response: dict[str, Any]) -> dict[str, Any]:
 
 def _page(req: AddonRequest) -> int:
     text = req.param("page", "0")
-    return int(text) if ascii_digits(text) and len(text) < 6 else 0
+    return bounded_int(text, 5) or 0
 
 
 def _shown(req: AddonRequest, built: Card, *, notify: str | None = None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from addon.cards.responses import update
 from addon.crm.audit import record_audit
 from addon.crm.structure import get_folder
 from addon.crm.timeline import MAX_PAGE
-from addon.digits import ascii_digits
+from addon.digits import bounded_int
 from addon.ledger.stats import ensure_stats_fields
 from addon.web.events import AddonRequest
 from addon.web.helpers import record_card_for, record_for
@@ -16,7 +16,7 @@ from addon.web.settings_actions import _folder_card
 
 def _page(req: AddonRequest) -> int:
     text = req.param("page", "0")
-    return min(int(text), MAX_PAGE) if ascii_digits(text) and len(text) < 6 else 0
+    return min(bounded_int(text, 5) or 0, MAX_PAGE)
 
 
 @action("record_timeline", "view")

@@ -26,7 +26,7 @@ from addon.crm.models import FieldDef, Folder, Member, utcnow
 from addon.crm.records import RecordNotFound
 from addon.crm.views import ViewError, get_view, visible_views
 from addon.crm.workspaces import folder_fields, folders_by_key
-from addon.digits import ascii_digits
+from addon.digits import bounded_int
 from addon.mailing.clock import Clock, SystemClock
 from addon.mailing.context import SENDER_PREFIXES, STATS_NAMES
 from addon.mailing.models import Campaign, MailTemplate
@@ -142,9 +142,10 @@ def mailing_action(name: str) -> Callable[[Handler], Handler]:
 
 def parse_id(raw: str, what: str) -> int:
     """A positive id from a parameter or input; anything else is refused as unknown."""
-    if not ascii_digits(raw) or len(raw) > 9:
+    number = bounded_int(raw, 9)
+    if number is None:
         raise Refused("Not found", f"This {what} does not exist in your workspace.")
-    return int(raw)
+    return number
 
 
 def display_of(req: AddonRequest) -> cards.Display:

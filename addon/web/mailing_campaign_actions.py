@@ -23,7 +23,7 @@ from addon.cards import mailing as cards
 from addon.cards.responses import navigate, push, update
 from addon.crm.fieldtypes_base import zone
 from addon.crm.models import Member, Record, SavedView
-from addon.digits import ascii_digits
+from addon.digits import ascii_digits, bounded_int
 from addon.mailing.campaigns import (
     DUPLICATE,
     NO_EMAIL,
@@ -290,7 +290,7 @@ def _titles(session: Session, workspace_id: int, ids: list[int]) -> dict[int, st
 
 def _position(req: AddonRequest) -> int:
     raw = req.param("position") or req.text("recipient") or "0"
-    return int(raw) if ascii_digits(raw) and len(raw) < 8 else 0
+    return bounded_int(raw, 7) or 0
 
 
 def _composer() -> Composer:

@@ -23,7 +23,7 @@ from addon.crm.massupdate import (
 )
 from addon.crm.models import Folder, SavedView
 from addon.crm.views import ViewError, count_view, load_definition
-from addon.digits import ascii_digits
+from addon.digits import bounded_int
 from addon.web.events import AddonRequest
 from addon.web.helpers import members_of, view_for
 from addon.web.registry import Result, action
@@ -118,9 +118,9 @@ def mass_update_apply(req: AddonRequest) -> Result:
     view, folder = view_for(req)
     field_key, mode = req.param("field"), req.param("mode")
     inputs = cards.decode_inputs(req.param("value"))
-    count_text = req.param("count")
+    count = bounded_int(req.param("count"), 9)
     try:
-        if not ascii_digits(count_text) or len(count_text) > 9:
+        if count is None:
             raise MassUpdateError("the preview is missing its record count; preview again")
         result = apply_mass_update(
             req.session,
@@ -129,7 +129,7 @@ def mass_update_apply(req: AddonRequest) -> Result:
             field_key,
             mode,
             inputs,
-            int(count_text),
+            count,
             locale=req.locale,
             tz=req.timezone,
         )
