@@ -197,12 +197,12 @@ def plan_links(
             if folder_id == shape.contacts_id
         }
     )
+    company_of = _companies_of_contacts(session, shape, contact_ids)
     folders = plan.folders
-    for found_records in records_by_email.values():
+    for found_records in (*records_by_email.values(), *company_of.values()):
         folders.update(found_records)
     if shape.companies_id is not None:
         folders.update((rid, shape.companies_id) for rid in company_by_domain.values())
-    company_of = _companies_of_contacts(session, shape, contact_ids, folders)
 
     # Most conversations are new: nothing of theirs is linked or unlinked yet.
     with_links = {conv for conv, _rid in linked}
@@ -222,7 +222,7 @@ def plan_links(
             # A contact unlinked by hand brings neither itself nor its company.
             found = {rid: why for rid, why in found.items() if (conv, rid) not in suppressed}
         for record_id in list(found):
-            for company in company_of.get(record_id, ()):
+            for company, _folder in company_of.get(record_id, ()):
                 if not unlinked or (conv, company) not in suppressed:
                     found.setdefault(company, MATCHED_EMAIL)
         if found:
@@ -288,17 +288,16 @@ def _companies_by_domain(
 
 
 def _companies_of_contacts(
-    session: Session, shape: WorkspaceShape, contact_ids: list[int], folders: dict[int, int]
-) -> dict[int, list[int]]:
-    """The company each contact's company field points at (their folders go in `folders`)."""
-    found: dict[int, list[int]] = {}
+    session: Session, shape: WorkspaceShape, contact_ids: list[int]
+) -> dict[int, list[tuple[int, int]]]:
+    """(record id, folder id) of the company each contact's company field points at."""
+    found: dict[int, list[tuple[int, int]]] = {}
     if shape.contact_company_field is None:
         return found
     for contact, company, folder_id in rows_in(
         session, _COMPANIES_OF_CONTACTS, contact_ids, company_field=shape.contact_company_field
     ):
-        found.setdefault(contact, []).append(company)
-        folders[company] = folder_id
+        found.setdefault(contact, []).append((company, folder_id))
     return found
 
 

@@ -229,16 +229,16 @@ def dialect_insert(session: Session, model: Any) -> Any:
 
 def sqlite_datetime(moment: datetime) -> str:
     """The text SQLAlchemy's SQLite DateTime stores for a UTC moment (wall time, µs)."""
-    # The first 26 characters leave out the "+00:00" of an aware value.
-    return moment.isoformat(" ", "microseconds")[:26]
+    return cast(str, _sqlite_moments((moment,))[0])
 
 
 def _sqlite_moments(moments: Sequence[datetime | None]) -> tuple[str | None, ...]:
-    """A DateTime column's values as sqlite_datetime writes them, each distinct one once.
+    """A DateTime column's values as SQLAlchemy's SQLite DateTime stores them, each
+    distinct one formatted once.
 
     Formatting an aware datetime costs a microsecond, and a batch repeats many (its
-    timestamps, the moments a record's stats fields share); this loop is sqlite_datetime
-    inlined, as a call per value would cost about as much as the formatting.
+    timestamps, the moments a record's stats fields share). The formatting is written in
+    the loop: a call per value would cost about as much as the formatting.
     """
     done: dict[datetime, str] = {}
     out: list[str | None] = []
@@ -248,6 +248,7 @@ def _sqlite_moments(moments: Sequence[datetime | None]) -> tuple[str | None, ...
             continue
         text = done.get(moment)
         if text is None:
+            # The first 26 characters leave out the "+00:00" of an aware value.
             text = done[moment] = moment.isoformat(" ", "microseconds")[:26]
         out.append(text)
     return tuple(out)
